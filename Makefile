@@ -1,0 +1,79 @@
+# The course's commands. `make help` lists them.
+# Two commands on a fresh machine: `make book` (builds the site) and `make test`.
+# Both create the virtual environment first when it is missing or stale.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: help setup system-deps book book-clean test test-fast lint format lab grade generate check-generated bench
+
+help:
+	@echo "make setup      create .venv with the pinned environment (and chromium/postgresql when root)"
+	@echo "make book       build the textbook, executing every page -> _build/html/index.html"
+	@echo "make test       lint, then run every test (builds the book if needed)"
+	@echo "make test-fast  the unit tests of the reference library only"
+	@echo "make lab        open JupyterLab with the course environment and nbgrader"
+	@echo "make grade      grade a folder of submissions: make grade SUBMISSIONS=path/ [ASSIGNMENT=name]"
+	@echo "make generate   regenerate solutions/ cells and the student notebooks/"
+	@echo "make bench      run the benchmarks and write benchmarks/results/"
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP) system-deps
+
+# chromium (browser tests) and postgresql (gradebook tests) come from Debian.
+# Installed only when running as root with apt; otherwise the tests that need
+# them say what is missing.
+system-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "system packages present"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql >/dev/null; \
+	else \
+		echo "note: install chromium, chromium-driver and postgresql for the browser and gradebook tests"; \
+	fi
+
+book: $(STAMP)
+	$(PY) -m book_tools.build
+	@echo "open _build/html/index.html"
+
+book-clean:
+	rm -rf _build
+
+test: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -n $(JOBS) --dist loadgroup
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow and not browser" tests/trainlab
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check src tests autograder benchmarks
+
+format: $(STAMP)
+	$(PY) -m ruff format src tests autograder benchmarks
+	$(PY) -m ruff check --fix .
+
+lab: $(STAMP)
+	$(PY) -m autograder.lab
+
+grade: $(STAMP)
+	$(PY) -m autograder grade $(SUBMISSIONS) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+
+generate: $(STAMP)
+	$(PY) -m autograder.generate
+
+check-generated: $(STAMP)
+	$(PY) -m autograder.generate --check
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
