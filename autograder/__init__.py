@@ -1,0 +1,1 @@
+"""The course autograder: check functions for hidden tests and the grading command."""
