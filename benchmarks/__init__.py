@@ -1,0 +1,1 @@
+"""Speed and cost measurements; `python -m benchmarks` runs them all."""
