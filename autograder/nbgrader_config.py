@@ -1,0 +1,56 @@
+"""nbgrader configuration for the course (loaded by the root ``nbgrader_config.py``).
+
+Layout, relative to the repository root (the nbgrader course root):
+
+- ``solutions/<assignment>/``: source notebooks (instructor versions);
+- ``notebooks/<assignment>/``: release notebooks (student versions), generated
+  by ``python -m autograder.generate``;
+- ``grading/``: the git-ignored working folder for the gradebook and the
+  submitted, autograded and feedback folders. Set ``TRAINLAB_GRADING_DIR`` to
+  put it elsewhere (a relative path is taken from the repository root).
+
+``TRAINLAB_DB_URL`` overrides the gradebook (any SQLAlchemy URL, e.g.
+``postgresql://user@host/gradebook``); the default is SQLite in ``grading/``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE_ID = "training-nn-1"
+
+
+def grading_dir() -> Path:
+    """The working folder for grading (``grading/`` unless configured)."""
+    path = Path(os.environ.get("TRAINLAB_GRADING_DIR", "grading"))
+    return path if path.is_absolute() else ROOT / path
+
+
+def db_url() -> str:
+    """The gradebook's SQLAlchemy URL."""
+    return os.environ.get(
+        "TRAINLAB_DB_URL", f"sqlite:///{grading_dir() / 'gradebook.db'}"
+    )
+
+
+def configure(c) -> None:
+    """Fill an nbgrader (traitlets) config object ``c``."""
+    work = grading_dir()
+    c.CourseDirectory.root = str(ROOT)
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.source_directory = "solutions"
+    c.CourseDirectory.release_directory = "notebooks"
+    c.CourseDirectory.submitted_directory = str(work / "submitted")
+    c.CourseDirectory.autograded_directory = str(work / "autograded")
+    c.CourseDirectory.feedback_directory = str(work / "feedback")
+    c.CourseDirectory.solution_directory = str(work / "solution")
+    c.CourseDirectory.db_url = db_url()
+    c.ClearSolutions.code_stub = {
+        "python": "# YOUR CODE HERE\nraise NotImplementedError()"
+    }
+
+
+if "get_config" in globals():  # loaded by nbgrader/traitlets as a config file
+    configure(get_config())  # noqa: F821
