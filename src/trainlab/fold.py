@@ -52,6 +52,16 @@ def fold_batchnorm(
     """
     check_tensor(w, "w", ndim=2)
     d_out = w.shape[1]
+    if (
+        isinstance(gamma, torch.Tensor)
+        and gamma.dim() == 1
+        and gamma.shape[0] == w.shape[0] != d_out
+    ):
+        raise ValueError(
+            f"w must be in the lecture layout (D_in, D_out), one column per output "
+            f"unit; got w of shape {tuple(w.shape)} with {gamma.shape[0]} batchnorm "
+            "features, which looks like torch's (D_out, D_in): pass w.t()"
+        )
     params = {
         "b": b,
         "gamma": gamma,
