@@ -159,6 +159,7 @@ class Elementwise:
     params: Params = field(default_factory=dict)
     edge_x: tuple[float, ...] = ()
     edge_name: str = ""
+    edge_hint: str = ""
     forward_hints: tuple[Hint, ...] = ()
     backward_hints: tuple[Hint, ...] = ()
     edge_backward_hints: tuple[Hint, ...] = ()
@@ -236,7 +237,12 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
             out, _ = _forward_out(guard.call(forward, x.clone(), **spec.params), what)
             want, _ = _reference(spec, x, spec.params)
             values = ", ".join(f"{v:g}" for v in spec.edge_x)
-            expect_close(out, want, f"out at x = [{values}] ({dtype})", tol=1e-6)
+            try:
+                expect_close(out, want, f"out at x = [{values}] ({dtype})", tol=1e-6)
+            except Mistake as exc:
+                if spec.edge_hint and "NaN" in str(exc):
+                    raise Mistake(f"{exc}\nHint: {spec.edge_hint}") from None
+                raise
 
     g.check(
         "returns (out, cache); out has the shape, dtype and device of x",
@@ -396,6 +402,10 @@ SIGMOID = Elementwise(
     ),
     edge_x=(-1000.0, -50.0, -1.0, 0.0, 1.0, 50.0, 1000.0),
     edge_name="very large inputs (x = +-1000 and +-50): no NaN, no overflow",
+    edge_hint=(
+        "exp of a large number overflows to inf, and inf / inf or 0 * inf is "
+        "NaN: choose the branch with torch.where (or clamp x) before exp"
+    ),
     forward_hints=(
         (
             "sigmoid is 1 / (1 + exp(-x)), not exp(-x) / (1 + exp(-x))",
@@ -431,6 +441,10 @@ TANH = Elementwise(
     ),
     edge_x=(-1000.0, -30.0, -1e-8, 0.0, 1e-8, 30.0, 1000.0),
     edge_name="very large inputs (x = +-1000, +-30) and x near 0: no NaN",
+    edge_hint=(
+        "exp of a large number overflows to inf, and inf / inf or 0 * inf is "
+        "NaN: choose the branch with torch.where (or clamp x) before exp"
+    ),
     backward_hints=(
         (
             "tanh'(x) = 1 - out**2 uses the forward output; you computed 1 - x**2",
@@ -546,6 +560,10 @@ ELU = Elementwise(
     edge_name=(
         "x = 0 with alpha = 0.7 (elu'(0) = alpha) and very large inputs "
         "(x = +-1000): no NaN"
+    ),
+    edge_hint=(
+        "exp of a large number overflows to inf, and inf / inf or 0 * inf is "
+        "NaN: choose the branch with torch.where (or clamp x) before exp"
     ),
     forward_hints=(
         (
