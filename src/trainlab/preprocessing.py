@@ -3,7 +3,9 @@ r"""Data preprocessing: statistics fitted on the training set, applied to any se
 The rule the lecture stresses: compute every statistic (mean, std, principal
 axes) on the **training data only**, then apply the same transform to the
 validation and test data. Each transform here is a small class with ``fit`` and
-``transform``, so that rule is what the code makes easy.
+``transform``, so that rule is what the code makes easy. The computations
+themselves are plain functions the classes call (`feature_mean_std`,
+`standardize`, `pca_fit`, `whiten`): the functions students write.
 
 Features, ``X`` of shape ``(N, D)``:
 
@@ -32,6 +34,146 @@ from typing import Self
 import torch
 
 from trainlab._validate import check_compatible, check_tensor
+
+# ----------------------------------------------------------------------------
+# the computations, as plain functions (the classes below call them)
+
+
+def feature_mean_std(X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Per-feature mean and standard deviation: the statistics of normalization.
+
+    $$\mu_d = \frac{1}{N} \sum_i X_{id}, \qquad
+    \sigma_d = \sqrt{\frac{1}{N} \sum_i (X_{id} - \mu_d)^2}$$
+
+    Zero-centering subtracts $\mu$; normalization then divides by $\sigma$.
+
+    Args:
+        X: training data, one sample per row.
+
+    Returns:
+        ``(mean, std)``, each of shape ``(D,)``.
+
+    Shape:
+        X: ``(N, D)``.
+
+    Convention: the **biased** (population) std, dividing by $N$ like the
+    lecture's ``np.std(X, axis=0)``; ``torch.std`` divides by $N - 1$ unless
+    given ``correction=0``.
+    """
+    X = check_tensor(X, "X", ndim=2)
+    mean = X.mean(dim=0)  # (D,)
+    std = X.std(dim=0, correction=0)  # (D,) biased
+    return mean, std
+
+
+def standardize(
+    X: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    r"""Zero-center and normalize ``X`` with statistics fitted on the training data.
+
+    $$X'_{id} = \frac{X_{id} - \mu_d}{\max(\sigma_d, \epsilon)}$$
+
+    Args:
+        X: data to transform (training, validation or test).
+        mean: per-feature mean of the **training** data, shape ``(D,)``.
+        std: per-feature std of the **training** data, shape ``(D,)``.
+        eps: floor on $\sigma$ (default ``1e-8``): a constant feature (a pixel
+            that is always 0) maps to 0 instead of 0 / 0 = NaN.
+
+    Returns:
+        The standardized data, shape ``(N, D)``.
+
+    Shape:
+        X: ``(N, D)``; mean, std: ``(D,)``; output ``(N, D)``.
+    """
+    X = check_tensor(X, "X", ndim=2)
+    return (X - mean) / std.clamp_min(eps)
+
+
+def pca_fit(
+    X: torch.Tensor, num_components: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Principal axes of the training data: eigenvectors of its covariance.
+
+    $$\Sigma = \tfrac{1}{N} X_c^\top X_c = U \Lambda U^\top, \qquad
+    X_c = X - \mu$$
+
+    with the eigenvalues $\lambda_1 \ge \lambda_2 \ge \dots$ in descending
+    order; the top $k$ columns of $U$ are the principal components.
+
+    Args:
+        X: training data, one sample per row.
+        num_components: $k$, how many components to keep (default ``None``:
+            all $D$).
+
+    Returns:
+        ``(mean, components, variances)``: the training mean ``(D,)``, the
+        principal axes as orthonormal columns ``(D, k)``, and the variance along
+        each axis (the eigenvalues) ``(k,)``, largest first.
+
+    Shape:
+        X: ``(N, D)``.
+
+    Convention: the data is centered first and the covariance divides by $N$
+    (``X.T @ X / N`` in the lecture). Each axis is defined up to its sign; here
+    the entry of largest magnitude of each column is made positive.
+    """
+    X = check_tensor(X, "X", ndim=2)
+    N, D = X.shape
+    k = D if num_components is None else num_components
+    if not 1 <= k <= D:
+        raise ValueError(
+            f"num_components must be between 1 and the number of features "
+            f"{D}; got {num_components}"
+        )
+    mean = X.mean(dim=0)  # (D,)
+    Xc = X - mean  # (N, D)
+    cov = Xc.T @ Xc / N  # (D, D)
+    evals, evecs = torch.linalg.eigh(cov)  # ascending order
+    order = torch.argsort(evals, descending=True)[:k]
+    U = evecs[:, order]  # (D, k)
+    # fix the sign: largest-magnitude entry of each column positive
+    rows = U.abs().argmax(dim=0)  # (k,)
+    signs = torch.sign(U[rows, torch.arange(k, device=U.device)])
+    components = U * torch.where(signs == 0, 1.0, signs).to(U.dtype)
+    # rounding can make tiny eigenvalues slightly negative
+    variances = evals[order].clamp_min(0.0)
+    return mean, components, variances
+
+
+def whiten(
+    X: torch.Tensor,
+    mean: torch.Tensor,
+    components: torch.Tensor,
+    variances: torch.Tensor,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    r"""PCA whitening with statistics from :func:`pca_fit` on the training data.
+
+    $$X' = \frac{(X - \mu)\, U}{\sqrt{\lambda + \epsilon}}$$
+
+    Project the centered data on the principal axes (decorrelate), then divide
+    each component by its standard deviation: the training data gets the
+    identity covariance, up to $\epsilon$.
+
+    Args:
+        X: data to transform.
+        mean: training mean ``(D,)``.
+        components: principal axes ``(D, k)``.
+        variances: eigenvalues ``(k,)``.
+        eps: added to every variance before the square root (default
+            ``1e-5``): directions of (almost) no variance are noise, and
+            dividing by $\sqrt{0}$ would blow them up to infinity.
+
+    Returns:
+        The whitened data, shape ``(N, k)``.
+
+    Shape:
+        X: ``(N, D)``; output ``(N, k)``.
+    """
+    X = check_tensor(X, "X", ndim=2)
+    Xrot = (X - mean) @ components  # (N, k)
+    return Xrot / torch.sqrt(variances + eps)
 
 
 class NotFittedError(RuntimeError):
@@ -150,11 +292,10 @@ class Standardize(_Fitted):
         self.std: torch.Tensor | None = None
 
     def _fit(self, X: torch.Tensor) -> None:
-        self.mean = X.mean(dim=0)  # (D,)
-        self.std = X.std(dim=0, correction=0)  # (D,) biased
+        self.mean, self.std = feature_mean_std(X)
 
     def _transform(self, X: torch.Tensor) -> torch.Tensor:
-        return (X - self.mean) / self.std.clamp_min(self.eps)
+        return standardize(X, self.mean, self.std, self.eps)
 
 
 class PCA(_Fitted):
@@ -194,25 +335,7 @@ class PCA(_Fitted):
         self.variances: torch.Tensor | None = None
 
     def _fit(self, X: torch.Tensor) -> None:
-        N, D = X.shape
-        k = D if self.num_components is None else self.num_components
-        if not 1 <= k <= D:
-            raise ValueError(
-                f"num_components must be between 1 and the number of features "
-                f"{D}; got {self.num_components}"
-            )
-        self.mean = X.mean(dim=0)  # (D,)
-        Xc = X - self.mean  # (N, D)
-        cov = Xc.T @ Xc / N  # (D, D)
-        evals, evecs = torch.linalg.eigh(cov)  # ascending order
-        order = torch.argsort(evals, descending=True)[:k]
-        U = evecs[:, order]  # (D, k)
-        # fix the sign: largest-magnitude entry of each column positive
-        rows = U.abs().argmax(dim=0)  # (k,)
-        signs = torch.sign(U[rows, torch.arange(k, device=U.device)])
-        self.components = U * torch.where(signs == 0, 1.0, signs).to(U.dtype)
-        # rounding can make tiny eigenvalues slightly negative
-        self.variances = evals[order].clamp_min(0.0)
+        self.mean, self.components, self.variances = pca_fit(X, self.num_components)
 
     def _transform(self, X: torch.Tensor) -> torch.Tensor:
         return (X - self.mean) @ self.components  # (N, k)
@@ -243,7 +366,7 @@ class Whiten(PCA):
         self.eps = eps
 
     def _transform(self, X: torch.Tensor) -> torch.Tensor:
-        return super()._transform(X) / torch.sqrt(self.variances + self.eps)
+        return whiten(X, self.mean, self.components, self.variances, self.eps)
 
 
 # ----------------------------------------------------------------------------
