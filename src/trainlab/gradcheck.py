@@ -32,8 +32,8 @@ Two modes:
 
 - **elementwise** (:func:`check_elementwise`): a random sample of entries, two
   forward passes per entry; the report names the worst entry.
-- **directional** (:func:`check_directional`): for a random unit direction $u$,
-  compare $\langle \nabla_x L, u \rangle$ with
+- **directional** (:func:`check_directional`): for a random direction $u$
+  (Gaussian, root-mean-square entry 1), compare $\langle \nabla_x L, u \rangle$ with
   $(L(x + h u) - L(x - h u)) / 2h$: two forward passes per direction, whatever
   the size of $x$ (the idea of ``torch.autograd.gradcheck(fast_mode=True)``,
   with $v$ = ``dout``).
@@ -352,34 +352,39 @@ def check_directional(
 ) -> GradCheckReport:
     r"""Check ``analytic`` along random directions: cost independent of ``x``'s size.
 
-        For each of ``num_directions`` random unit vectors $u$ (the shape of ``x``),
-        compare
+    For each of ``num_directions`` random directions $u$ (the shape of ``x``),
+    compare
 
-        $$\langle \mathrm{analytic}, u
-    angle \quad	ext{with}\quad
-        rac{\sum ig(f(x + h u) - f(x - h u)ig) \cdot dout}{2h},$$
+    $$\langle \mathrm{analytic}, u \rangle \quad\text{with}\quad
+    \frac{\sum \big(f(x + h u) - f(x - h u)\big) \cdot dout}{2h},$$
 
-        i.e. $v^T J u$ with $v$ = ``dout``: exactly 2 calls of ``f`` per direction,
-        whether ``x`` has ten entries or ten million. Any wrong entry of the gradient
-        shows up, since a random $u$ has a component along it with probability 1.
-        It says *that* the gradient is wrong, not *where*: use
-        :func:`check_elementwise` on a small input to locate the error.
+    i.e. $v^T J u$ with $v$ = ``dout``: exactly 2 calls of ``f`` per direction,
+    whether ``x`` has ten entries or ten million. Any wrong entry of the gradient
+    shows up, since a random $u$ has a component along it with probability 1.
+    It says *that* the gradient is wrong, not *where*: use
+    :func:`check_elementwise` on a small input to locate the error.
 
-        Args:
-            f: function of ``x`` alone returning a tensor of ``dout``'s shape.
-            x: the point, any shape; float64 recommended (warns otherwise). Not
-                modified.
-            dout: the upstream gradient that produced ``analytic``.
-            analytic: the gradient from the backward pass, the shape of ``x``.
-            num_directions: random directions to try. Default 2.
-            h: step along the unit direction. Default 1e-5.
-            threshold: pass when the relative error is at most this. Default 1e-7.
-            generator: CPU ``torch.Generator`` for the directions. Default None.
-            name: the gradient's name in the report. Default ``"dx"``.
+    Scaling of $u$: Gaussian, rescaled so that its root-mean-square entry is 1
+    ($\|u\| = \sqrt{\text{numel}}$), so each entry of ``x`` moves by about $h$, as
+    in the elementwise check. A unit-norm $u$ would move each entry by only
+    $h / \sqrt{\text{numel}}$; for a (256, 1024) input of magnitude 10 that step
+    is so small that rounding ``x + h u`` alone costs a relative error of $10^{-7}$.
 
-        Returns:
-            A :class:`GradCheckReport` whose ``worst_index`` is ``(j,)``, the number of
-            the worst direction.
+    Args:
+        f: function of ``x`` alone returning a tensor of ``dout``'s shape.
+        x: the point, any shape; float64 recommended (warns otherwise). Not
+            modified.
+        dout: the upstream gradient that produced ``analytic``.
+        analytic: the gradient from the backward pass, the shape of ``x``.
+        num_directions: random directions to try. Default 2.
+        h: step per entry (along $u$ with RMS entry 1). Default 1e-5.
+        threshold: pass when the relative error is at most this. Default 1e-7.
+        generator: CPU ``torch.Generator`` for the directions. Default None.
+        name: the gradient's name in the report. Default ``"dx"``.
+
+    Returns:
+        A :class:`GradCheckReport` whose ``worst_index`` is ``(j,)``, the number of
+        the worst direction.
     """
     note = _check_inputs(x, dout, analytic, name)
     if num_directions < 1:
@@ -388,8 +393,8 @@ def check_directional(
     with torch.no_grad():
         for _ in range(num_directions):
             u = torch.randn(x.shape, generator=generator, dtype=torch.float64)
-            u = u / u.norm().clamp_min(1e-300)  # unit length
-            u = u.to(x.device)
+            rms = (u.norm() / max(u.numel(), 1) ** 0.5).clamp_min(1e-300)
+            u = (u / rms).to(x.device)  # RMS entry 1
             ana.append((analytic.detach().double() * u).sum())
             u = u.to(x.dtype)
             num.append(_directional_difference(f, x + h * u, x - h * u, dout, h))

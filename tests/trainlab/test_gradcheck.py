@@ -179,6 +179,21 @@ def test_directional_catches_a_single_wrong_entry(gen):
     assert not rep.passed, str(rep)
 
 
+def test_directional_is_accurate_on_large_offset_inputs(gen):
+    # x of magnitude 12 with 262144 entries: a unit-norm direction would move each
+    # entry by ~2e-8, and rounding x + h u alone would cost a relative error ~1e-7
+    x = 5 * _randn(gen, 256, 1024) + 12
+    dout = _randn(gen, 256, 1024)
+
+    def f(v):
+        return v * v.mean(dim=0, keepdim=True)  # (N, D): couples each column
+
+    xt = x.clone().requires_grad_(True)
+    f(xt).backward(dout)
+    rep = check_directional(f, x, dout, xt.grad, generator=gen)
+    assert rep.passed and rep.rel_error < 1e-8, str(rep)
+
+
 def test_directional_calls_f_a_bounded_number_of_times(gen):
     for n in (4, 200_000):
         x = _randn(gen, n)
