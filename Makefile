@@ -42,11 +42,10 @@ system-deps:
 	fi
 
 book: $(STAMP)
-	$(PY) -m book_tools.build
-	@echo "open _build/html/index.html"
+	$(PY) book/_tools/build.py
 
 book-clean:
-	rm -rf _build
+	rm -rf _build test-output/book
 
 test: setup
 	$(PY) -m ruff check .

@@ -1,0 +1,230 @@
+"""The built book in headless chromium: math typeset, images load, nothing remote.
+
+Every HTML page of the site is opened from a local server on 127.0.0.1. All
+requests are routed; any whose host is not 127.0.0.1/localhost is recorded,
+blocked, and fails the test with the list. Screenshots of two pages go to
+test-output/book/ for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.book.chapters import CHAPTERS, all_docnames, notebook
+
+pytestmark = [
+    pytest.mark.book,
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("book"),
+]
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+# pages the theme writes besides the documents of _toc.yml (index.html is only a
+# redirect to the root document: see test_index_redirects_to_the_introduction)
+EXTRA_PAGES = ["genindex.html", "search.html"]
+SCREENSHOT_PAGES = {"book/initialization.html", "book/batchnorm.html"}
+# raw TeX a reader must never see outside code: delimiters or a control word
+RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\(?:frac|sigma|sum|mathbb|partial)\b")
+
+IMAGES_JS = """
+async () => {
+  const imgs = [...document.images];
+  imgs.forEach((i) => { i.loading = 'eager'; });
+  const done = (i) => new Promise((r) => {
+    i.addEventListener('load', r);
+    i.addEventListener('error', r);
+  });
+  await Promise.all(imgs.map((i) => (i.complete ? null : done(i))));
+  return imgs.map((i) => ({src: i.currentSrc || i.src, w: i.naturalWidth}));
+}
+"""
+
+MATH_JS = """
+async () => {
+  const nodes = [...document.querySelectorAll('.math')];
+  if (nodes.length === 0) return {math: 0};
+  const t0 = Date.now();
+  while (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) {
+    if (Date.now() - t0 > 20000) return {math: nodes.length, loaded: false};
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await MathJax.startup.promise;
+  await document.fonts.ready;
+  return {
+    math: nodes.length,
+    loaded: true,
+    untypeset: nodes.filter((n) => !n.querySelector('mjx-container')).length,
+    errors: [...document.querySelectorAll('mjx-merror')].map((e) => e.textContent),
+  };
+}
+"""
+
+# visible text outside code, scripts and typeset math
+TEXT_JS = """
+() => {
+  const skip = new Set(['PRE', 'CODE', 'SCRIPT', 'STYLE', 'MJX-CONTAINER', 'TEXTAREA']);
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const out = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    let p = n.parentElement, hidden = false;
+    while (p) {
+      if (skip.has(p.tagName)) { hidden = true; break; }
+      p = p.parentElement;
+    }
+    if (!hidden) out.push(n.textContent);
+  }
+  return out.join(' ');
+}
+"""
+
+
+def site_pages() -> list[str]:
+    """The pages a reader can reach: the toc's documents plus the theme's pages."""
+    return EXTRA_PAGES + [f"{d}.html" for d in all_docnames()]
+
+
+def test_every_built_page_is_one_we_check(built_site: Path):
+    built = {
+        p.relative_to(built_site).as_posix()
+        for p in built_site.rglob("*.html")
+        if not p.relative_to(built_site).parts[0].startswith("_")
+    } - {"index.html"}
+    missing = sorted(set(site_pages()) - built)
+    unchecked = sorted(built - set(site_pages()))
+    assert not missing, f"pages of _toc.yml not in the built site: {missing}"
+    assert not unchecked, f"built pages this test does not open: {unchecked}"
+
+
+def test_index_redirects_to_the_introduction(browser, site_url: str):
+    page = browser.new_page()
+    try:
+        page.goto(f"{site_url}/index.html")
+        page.wait_for_url(f"{site_url}/book/intro.html", timeout=10_000)
+    finally:
+        page.close()
+
+
+@pytest.mark.parametrize("page_path", site_pages())
+def test_page_renders_offline(browser, site_url: str, screenshot_dir: Path, page_path):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    remote: list[str] = []
+    console_errors: list[str] = []
+    bad_responses: list[str] = []
+
+    def route(r):
+        url = r.request.url
+        parts = urlsplit(url)
+        if parts.scheme in ("http", "https", "ws", "wss") and (
+            parts.hostname not in LOCAL_HOSTS
+        ):
+            remote.append(url)
+            r.abort()
+        else:
+            r.continue_()
+
+    context.route("**/*", route)
+    page = context.new_page()
+    page.on(
+        "console",
+        lambda m: console_errors.append(m.text) if m.type == "error" else None,
+    )
+    page.on("pageerror", lambda e: console_errors.append(f"uncaught: {e}"))
+    page.on(
+        "response",
+        lambda r: (
+            bad_responses.append(f"{r.status} {r.url}") if r.status >= 400 else None
+        ),
+    )
+    try:
+        response = page.goto(f"{site_url}/{page_path}", wait_until="load")
+        assert response is not None and response.ok, f"{page_path}: {response}"
+        math = page.evaluate(MATH_JS)
+        images = page.evaluate(IMAGES_JS)
+        page.wait_for_load_state("networkidle")
+        text = page.evaluate(TEXT_JS)
+        if page_path in SCREENSHOT_PAGES:
+            name = page_path.replace("/", "_").removesuffix(".html") + ".png"
+            page.screenshot(path=str(screenshot_dir / name), full_page=True)
+    finally:
+        context.close()
+
+    assert not remote, f"{page_path} requested addresses outside localhost: {remote}"
+    assert not bad_responses, f"{page_path}: failed requests {bad_responses}"
+    assert not console_errors, f"{page_path}: console errors {console_errors}"
+    if math["math"]:
+        assert math["loaded"], f"{page_path}: MathJax did not load"
+        assert math["untypeset"] == 0, (
+            f"{page_path}: {math['untypeset']} of {math['math']} math elements "
+            "were not typeset by MathJax"
+        )
+        assert not math["errors"], f"{page_path}: TeX errors {math['errors']}"
+    raw = sorted({m.group(0) for m in RAW_TEX.finditer(text)})
+    assert not raw, f"{page_path}: raw TeX left in the page text: {raw}"
+    broken = [i["src"] for i in images if not i["w"]]
+    assert not broken, f"{page_path}: images that did not load: {broken}"
+    docname = page_path.removesuffix(".html")
+    if docname in CHAPTERS:
+        figures = [i for i in images if "/_images/" in i["src"]]
+        assert figures, f"{page_path}: a chapter with no computed figure"
+        assert math["math"], f"{page_path}: a chapter with no math"
+
+
+def test_screenshots_written(screenshot_dir: Path):
+    # runs after the page tests in file order (same xdist group, same worker)
+    shots = sorted(p.name for p in screenshot_dir.glob("*.png"))
+    expected = sorted(
+        p.replace("/", "_").removesuffix(".html") + ".png" for p in SCREENSHOT_PAGES
+    )
+    assert shots == expected
+
+
+REMOTE_ASSET = re.compile(
+    r"""<(?:script|img|iframe|source)\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
+    r"""|<link\b[^>]*\bhref\s*=\s*["']?(?:https?:)?//"""
+    r"""|url\(\s*["']?(?:https?:)?//|@import\s+["']?(?:url\()?["']?(?:https?:)?//""",
+    re.IGNORECASE,
+)
+
+
+def test_no_page_or_stylesheet_references_a_remote_asset(built_site: Path):
+    # complements the browser check: also catches assets loaded only on demand
+    offenders = []
+    for path in sorted(built_site.rglob("*")):
+        if path.suffix not in {".html", ".css"} or not path.is_file():
+            continue
+        for m in REMOTE_ASSET.finditer(path.read_text(errors="replace")):
+            line = m.string[max(0, m.start() - 40) : m.end() + 60].replace("\n", " ")
+            offenders.append(f"{path.relative_to(built_site)}: ...{line}...")
+    assert not offenders, "remote assets referenced:\n" + "\n".join(offenders[:20])
+
+
+def test_mathjax_is_served_from_the_site(built_site: Path):
+    html = (built_site / "book" / "batchnorm.html").read_text()
+    m = re.search(r'<script[^>]*src="([^"]*tex-chtml\.js[^"]*)"', html)
+    assert m, "batchnorm.html loads no tex-chtml.js"
+    assert m.group(1).startswith("../_static/mathjax/"), m.group(1)
+    fonts = built_site / "_static" / "mathjax" / "output" / "chtml" / "fonts"
+    assert len(list(fonts.glob("woff-v2/*.woff"))) >= 20
+
+
+@pytest.mark.parametrize("docname", list(CHAPTERS))
+def test_built_chapter_offers_its_notebook(built_site: Path, docname: str):
+    name = CHAPTERS[docname]
+    html = (built_site / f"{docname}.html").read_text()
+    links = re.findall(r'href="(\.\./_downloads/[0-9a-f]+/([^"/]+\.ipynb))"', html)
+    targets = [href for href, file in links if file == f"{name}.ipynb"]
+    assert targets, f"{docname}.html has no download link to {name}.ipynb"
+    served = (built_site / docname).parent / targets[0]
+    assert served.read_bytes() == notebook(name).read_bytes(), (
+        f"{served} differs from {notebook(name)}: rebuild the book"
+    )
+    launch = f"notebooks/{name}/{name}.ipynb"
+    for host in ("mybinder.org", "colab.research.google.com"):
+        assert re.search(rf'href="https://{re.escape(host)}/[^"]*{launch}', html), (
+            f"{docname}.html: no {host} launch button opening {launch}"
+        )

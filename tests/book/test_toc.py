@@ -1,0 +1,51 @@
+"""Every chapter is in _toc.yml and links to its assignment's student notebook."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from tests.book.chapters import CHAPTERS, OTHER_PAGES, ROOT, all_docnames
+
+pytestmark = pytest.mark.book
+
+DOWNLOAD = re.compile(r"\{download\}`[^`<]*<([^>`]+)>`")
+
+
+def front_matter(docname: str) -> dict:
+    text = (ROOT / f"{docname}.md").read_text()
+    m = re.match(r"---\n(.*?)\n---\n", text, re.S)
+    assert m, f"{docname}.md has no front matter"
+    return yaml.safe_load(m.group(1))
+
+
+def test_toc_lists_every_page_once_and_nothing_else():
+    names = all_docnames()
+    assert len(names) == len(set(names)), f"a page is listed twice: {names}"
+    assert set(names) == set(CHAPTERS) | set(OTHER_PAGES)
+    assert names[0] == "book/intro"
+    on_disk = {f"book/{p.stem}" for p in (ROOT / "book").glob("*.md")}
+    assert on_disk == set(names), f"pages not in _toc.yml: {on_disk - set(names)}"
+
+
+@pytest.mark.parametrize("docname", list(CHAPTERS))
+def test_chapter_links_to_its_assignment_notebook(docname):
+    name = CHAPTERS[docname]
+    meta = front_matter(docname)
+    assert meta.get("assignment") == name, (
+        f"{docname}.md front matter: assignment {meta.get('assignment')!r}, "
+        f"expected {name!r} (the launch buttons open that notebook)"
+    )
+    assert "kernelspec" in meta, f"{docname}.md is not an executable MyST notebook"
+    targets = DOWNLOAD.findall((ROOT / f"{docname}.md").read_text())
+    expected = f"../notebooks/{name}/{name}.ipynb"
+    assert expected in targets, (
+        f"{docname}.md has no {{download}} link to {expected}; found {targets}"
+    )
+
+
+@pytest.mark.parametrize("docname", OTHER_PAGES)
+def test_other_pages_name_no_assignment(docname):
+    assert "assignment" not in front_matter(docname)
