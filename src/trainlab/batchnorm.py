@@ -119,10 +119,10 @@ def batchnorm_forward(
             running_mean.mul_(1 - momentum).add_(mu, alpha=momentum)
             running_var.mul_(1 - momentum).add_(var, alpha=momentum * n / (n - 1))
     else:
-        # copies: the cache must not change when the running stats do later
-        mu = running_mean.clone()  # (D,)
+        # constants: the running statistics, left as they are
+        mu = running_mean  # (D,)
         xc = x - mu  # (N, D)
-        var = running_var.clone()  # (D,)
+        var = running_var  # (D,)
     std = torch.sqrt(var + eps)  # (D,)
     inv_std = 1.0 / std  # (D,)
     # in place: xc is our own temporary, and the backward pass recomputes it
