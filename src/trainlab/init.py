@@ -397,6 +397,27 @@ def xavier_uniform(
 def _kaiming_std(
     dims: tuple[int, ...], a: float, mode: str, nonlinearity: str
 ) -> float:
+    r"""The standard deviation of Kaiming (He) initialization for a weight shape.
+
+    $$\mathrm{std} = \frac{\mathrm{gain}}{\sqrt{\mathrm{fan}}}$$
+
+    with gain ``calculate_gain(nonlinearity, a)`` and fan the fan-in (default)
+    or the fan-out of ``compute_fans(dims)``.
+
+    Args:
+        dims: the weight's shape: ``(D_in, D_out)`` (lecture layout) or
+            ``(C_out, C_in, kH, kW)`` (conv).
+        a: negative slope of the leaky relu that follows (0 for relu).
+        mode: ``"fan_in"`` (keeps the forward variance) or ``"fan_out"``
+            (keeps the backward variance).
+        nonlinearity: name for ``calculate_gain``, e.g. ``"relu"``.
+
+    Returns:
+        The std as a Python float.
+
+    Raises:
+        ValueError: mode other than fan_in / fan_out, or a fan of 0.
+    """
     if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
         raise ValueError(f"mode must be 'fan_in' or 'fan_out'; got {mode!r}")
     fan_in, fan_out = compute_fans(dims)
