@@ -42,6 +42,8 @@ def kernel_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         [str(Path(sys.executable).parent), env.get("PATH", "")]
     )
     env.setdefault("MPLBACKEND", "Agg")
+    # one thread per kernel: small tensors, and notebooks may run side by side
+    env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra or {})
     return env
 

@@ -1,0 +1,275 @@
+"""Helpers shared by the layer checks (gradient checking and normalization).
+
+Inputs are drawn on the CPU in float64 from seeded generators, then converted,
+so every run and every device sees the same numbers. Comparisons go through
+:mod:`autograder.checks.expect` (plain tensors only); a failed comparison is
+matched against known wrong formulas so that the message can name the
+misconception.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import torch
+
+from autograder.checks.core import Mistake
+from autograder.checks.expect import expect_close, plain_tensor, rel_error, unpack
+from autograder.checks.own_code import Guard
+from trainlab.gradcheck import check_directional, check_elementwise
+
+#: a wrong formula: (message naming the misconception, the value it gives)
+Hint = tuple[str, torch.Tensor]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def single_threaded(fn: F) -> F:
+    """Run a grade function with one CPU thread, then restore the setting.
+
+    The checks use small tensors, for which torch's thread pool only adds
+    contention (tens of times slower on a busy machine).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(
+    shape: Sequence[int],
+    seed: int,
+    *,
+    scale: float = 1.0,
+    shift: float | torch.Tensor = 0.0,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    """``scale * N(0, 1) + shift`` drawn in float64 on the CPU, then converted."""
+    x = torch.randn(tuple(shape), generator=gen(seed), dtype=torch.float64)
+    return (scale * x + shift).to(device=device, dtype=dtype)
+
+
+def forward_pair(value: object, what: str) -> tuple[torch.Tensor, Any]:
+    """Split a forward's ``(out, cache)``; the output as a plain tensor."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        extra = f" of length {len(value)}" if isinstance(value, (tuple, list)) else ""
+        raise Mistake(
+            f"{what} should return a pair (out, cache); got "
+            f"{type(value).__name__}{extra}"
+        )
+    return plain_tensor(value[0], "out"), value[1]
+
+
+def matching_hint(actual: torch.Tensor, hints: Iterable[Hint]) -> str:
+    """The message of the first wrong formula that reproduces ``actual``, or ''."""
+    for text, wrong in hints:
+        if not isinstance(wrong, torch.Tensor) or wrong.shape != actual.shape:
+            continue
+        wrong = wrong.detach().to(actual.device, torch.float64)
+        if torch.isfinite(wrong).all() and rel_error(actual.double(), wrong) < 1e-6:
+            return text
+    return ""
+
+
+def close_with_hints(
+    actual: torch.Tensor,
+    expected: torch.Tensor,
+    name: str,
+    hints: Iterable[Hint] | Callable[[], Iterable[Hint]] = (),
+    *,
+    tol: float | None = None,
+    hint: str = "",
+    context: str = "",
+) -> None:
+    """:func:`expect_close`, naming the mistake when a known wrong formula matches.
+
+    ``hints`` may be a function returning them, computed only on a mismatch.
+    ``context`` (e.g. ``"x of shape (4, 5), float64"``) starts the message.
+    """
+    try:
+        expect_close(actual, expected, name, tol=tol)
+    except Mistake as exc:
+        text = f"{context}: {exc}" if context else str(exc)
+        try:
+            found = list(hints() if callable(hints) else hints)
+        except Exception:  # a wrong formula that does not apply to this input
+            found = []
+        likely = matching_hint(actual, found)
+        if likely:
+            raise Mistake(f"{text}\nLikely mistake: {likely}") from None
+        if hint:
+            text += f"\nHint: {hint}"
+        raise Mistake(text) from None
+
+
+def expect_unchanged(before: torch.Tensor, after: torch.Tensor, name: str, what: str):
+    """``after`` (a caller's tensor after the student's call) equals ``before``."""
+    if not torch.equal(before, after):
+        raise Mistake(
+            f"{what} changed its input {name} in place; leave it as it was "
+            "(compute new tensors instead)"
+        )
+
+
+def expect_gradcheck(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    dout: torch.Tensor,
+    analytic: torch.Tensor,
+    name: str,
+    *,
+    seed: int = 7,
+    threshold: float = 1e-7,
+    what: str = "the reference forward",
+) -> None:
+    """Elementwise and directional gradient checks of ``analytic`` (float64)."""
+    for check in (check_elementwise, check_directional):
+        result = check(
+            f, x, dout, analytic, generator=gen(seed), name=name, threshold=threshold
+        )
+        if not result.passed:
+            raise Mistake(
+                f"finite differences of {what} disagree with your {name}:\n{result}"
+            )
+
+
+def passes_gradcheck(
+    f: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    dout: torch.Tensor,
+    analytic: torch.Tensor,
+    *,
+    threshold: float = 1e-6,
+) -> bool:
+    """Whether ``analytic`` passes both gradient checks of ``f`` (no exception)."""
+    try:
+        for check in (check_elementwise, check_directional):
+            result = check(f, x, dout, analytic, generator=gen(11), threshold=threshold)
+            if not result.passed:
+                return False
+    except Exception:  # the student's forward may fail on perturbed inputs
+        return False
+    return True
+
+
+def quiet_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a student function outside the guard, without building a graph.
+
+    For a forward whose output only feeds a backward check (its own cell
+    grades it); ``torch.no_grad`` so that no autograd graph reaches the cache.
+    """
+    with torch.no_grad():
+        return fn(*args, **kwargs)
+
+
+def device_pairs() -> list[torch.device]:
+    """Devices other than the CPU present here (CUDA), to compare with the CPU."""
+    from autograder.checks.own_code import devices
+
+    return [d for d in devices() if d.type != "cpu"]
+
+
+def guarded_forward(
+    guard: Guard, forward: Callable[..., Any], what: str, *args: Any, **kwargs: Any
+) -> tuple[torch.Tensor, Any]:
+    """``forward(*args, **kwargs)`` under the guard, split into (out, cache)."""
+    return forward_pair(guard.call(forward, *args, **kwargs), what)
+
+
+def expect_grad_shape(grad: torch.Tensor, shape: Sequence[int], name: str) -> None:
+    """Shape check that explains the usual ``keepdim=True`` slip."""
+    shape = tuple(shape)
+    got = tuple(grad.shape)
+    if got == shape:
+        return
+    if grad.numel() == torch.Size(shape).numel() and len(got) > len(shape):
+        raise Mistake(
+            f"{name} has shape {got}, expected {shape}: sum over the batch "
+            "(and positions) without keepdim=True"
+        )
+    raise Mistake(f"{name} has shape {got}; expected {shape}")
+
+
+def grade_gradients(
+    *,
+    guard: Guard,
+    backward: Callable[..., Any],
+    what: str,
+    dout: torch.Tensor,
+    student_cache: Any,
+    forward_ok: bool,
+    reference_cache: Any,
+    names: Sequence[str],
+    expected: Sequence[torch.Tensor],
+    inputs: Sequence[torch.Tensor],
+    student_f: Sequence[Callable[[torch.Tensor], torch.Tensor]],
+    hints: Sequence[Callable[[], Iterable[Hint]]] | None = None,
+    context: str = "",
+    tol: float | None = None,
+) -> list[torch.Tensor]:
+    """Run the student's backward on their own cache and compare the gradients.
+
+    When the student's forward is right on this input (``forward_ok``), each
+    gradient must match ``expected`` (the reference / torch autograd), and a
+    mismatch is explained with ``hints``. When the forward is wrong, its own
+    cell loses those points; the backward still earns its points if it is
+    right with the reference forward's cache, or if it is the exact gradient
+    of the student's (wrong) forward (gradient checks of ``student_f``, one
+    function of each input).
+
+    Returns:
+        The student's gradients, plain tensors, in the order of ``names``.
+    """
+    dout_before = dout.clone()
+    value = guard.call(backward, dout, student_cache)
+    expect_unchanged(dout_before, dout, "dout", what)
+    grads = unpack(value, list(names), what)
+    for grad, want, name in zip(grads, expected, names, strict=True):
+        expect_grad_shape(grad, want.shape, name)
+    if forward_ok:
+        for i, (grad, want, name) in enumerate(
+            zip(grads, expected, names, strict=True)
+        ):
+            close_with_hints(
+                grad,
+                want,
+                name,
+                hints[i] if hints else (),
+                tol=tol,
+                context=context,
+            )
+        return grads
+    try:
+        with_ref = unpack(
+            guard.call(backward, dout, reference_cache), list(names), what
+        )
+        for grad, want, name in zip(with_ref, expected, names, strict=True):
+            expect_close(grad, want, name, tol=tol)
+        return with_ref
+    except Mistake as exc:
+        if "earns 0 points" in str(exc):
+            raise
+    except Exception:  # the student's backward does not read the reference cache
+        pass
+    for grad, x, f, name in zip(grads, inputs, student_f, names, strict=True):
+        if not passes_gradcheck(f, x, dout, grad):
+            raise Mistake(
+                f"{context + ': ' if context else ''}your forward is not right on this "
+                f"input (its own cell loses those points), and your {name} is not "
+                "the gradient of your forward either (finite differences of your "
+                "forward disagree with it)"
+            )
+    return grads
