@@ -132,5 +132,7 @@ def groupnorm_backward(
     xg_hat = x_hat.reshape(g.shape)  # (N, G, M)
     g_mean = g.mean(dim=-1, keepdim=True)  # (N, G, 1)
     gx_mean = (g * xg_hat).mean(dim=-1, keepdim=True)  # (N, G, 1)
-    dx = (g - g_mean - xg_hat * gx_mean) * inv_std  # (N, G, M)
+    # dx = (g - g_mean - xg_hat * gx_mean) * inv_std, computed in place on g
+    # (our own temporary): fewer passes over memory and fewer allocations
+    dx = g.sub_(g_mean).addcmul_(xg_hat, gx_mean, value=-1.0).mul_(inv_std)
     return dx.reshape(dout.shape), dgamma, dbeta  # (N, C, *spatial)

@@ -112,5 +112,7 @@ def layernorm_backward(
     g = dout * gamma  # (*, *S) gradient wrt x_hat
     g_mean = g.mean(dim=dims, keepdim=True)  # (*, 1, ..., 1)
     gx_mean = (g * x_hat).mean(dim=dims, keepdim=True)  # (*, 1, ..., 1)
-    dx = (g - g_mean - x_hat * gx_mean) * inv_std  # (*, *S)
+    # dx = (g - g_mean - x_hat * gx_mean) * inv_std, computed in place on g
+    # (our own temporary): fewer passes over memory and fewer allocations
+    dx = g.sub_(g_mean).addcmul_(x_hat, gx_mean, value=-1.0).mul_(inv_std)
     return dx, dgamma, dbeta
