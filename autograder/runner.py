@@ -1,0 +1,782 @@
+"""Call a student's functions from a process that never runs student code.
+
+The *runner* is a sandboxed process (:mod:`autograder.sandbox`) that executes
+only the instructor's locked setup cells and the student's answer cells
+(imports, function and class definitions, simple constants: top-level loops,
+prints and calls are dropped), and then answers requests: call this function
+with these arguments, read this attribute, and so on.
+
+The *verifier* side holds :class:`RemoteFunction` proxies that look like the
+student's functions to the instructor's check code. Arguments travel to the
+runner pickled (trusted to untrusted). Everything coming back is written by
+the runner with ``torch.save`` and read by the verifier with
+``torch.load(weights_only=True)``: plain tensors, numbers, strings, lists,
+tuples and dicts, nothing that could run code. An object that is not plain
+data (a cache, a student's class instance) stays in the runner and comes back
+as a :class:`RemoteRef` handle that can be passed back, called or inspected.
+
+In-place changes to tensor, list, dict and ``torch.Generator`` arguments (the
+running statistics of batchnorm, a generator's state) are copied back, so a
+check sees the same effects it would see in the kernel. Callables passed as
+arguments (a function ``f`` for a numerical gradient) stay in the verifier and
+are called back.
+
+A call that raises comes back as the nearest built-in exception type with the
+student's message; a call that takes longer than the limit, or that kills the
+runner, raises :class:`TimeLimitExceeded` or :class:`RunnerDied` and a fresh
+runner is started for the next call.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import dataclasses
+import io
+import pickle
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from autograder import ipc, sandbox
+
+_MAGIC = re.compile(r"^\s*[%!]")
+_TAG = "__ag__"
+MAX_DEPTH = 12
+MAX_ITEMS = 100_000
+
+
+class RemoteError(RuntimeError):
+    """A failure of the runner itself, as opposed to an error in student code."""
+
+
+class TimeLimitExceeded(RemoteError):
+    """The student's function did not return in time."""
+
+
+class RunnerDied(RemoteError):
+    """The runner process ended during a call (os._exit, a crash, a limit)."""
+
+
+class StaleObject(RemoteError):
+    """A handle to an object of a runner that has since been restarted."""
+
+
+# ---------------------------------------------------------------------------
+# encoding shared by both sides
+
+
+def _plain(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach()
+    if type(t) is not torch.Tensor:
+        t = torch.Tensor._make_subclass(torch.Tensor, t, False)
+    return t
+
+
+def _trusted_dataclass(cls: type) -> bool:
+    """A dataclass of the course's own code: rebuilt field by field, by value."""
+    root = cls.__module__.split(".")[0]
+    return root in ("trainlab", "autograder") and dataclasses.is_dataclass(cls)
+
+
+def _dtype(name: str) -> torch.dtype:
+    value = getattr(torch, name.removeprefix("torch."), None)
+    if not isinstance(value, torch.dtype):
+        raise RemoteError(f"unknown dtype {name!r}")
+    return value
+
+
+class _Codec:
+    """Turns values into plain data and back; ``objects`` keeps what cannot travel."""
+
+    def __init__(self, remote: Callable[[int, dict], Any]) -> None:
+        self.objects: dict[int, Any] = {}
+        self.next_id = 1
+        self.remote = remote  # builds a local stand-in for the peer's object
+
+    def keep(self, obj: Any) -> int:
+        k = self.next_id
+        self.next_id += 1
+        self.objects[k] = obj
+        return k
+
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise RemoteError("value nested too deeply")
+        if value is None or isinstance(value, bool | int | float | str | bytes):
+            return value
+        if isinstance(value, torch.Tensor):
+            return _plain(value)
+        if isinstance(value, torch.Size):
+            return tuple(int(v) for v in value)
+        if isinstance(value, torch.dtype):
+            return {_TAG: "dtype", "v": str(value)}
+        if isinstance(value, torch.device):
+            return {_TAG: "device", "v": str(value)}
+        if isinstance(value, torch.Generator):
+            return {
+                _TAG: "gen",
+                "state": value.get_state(),
+                "device": str(value.device),
+            }
+        if isinstance(value, complex):
+            return {_TAG: "complex", "re": value.real, "im": value.imag}
+        if isinstance(value, tuple | list) and len(value) <= MAX_ITEMS:
+            items = [self.encode(v, depth + 1) for v in value]
+            return items if isinstance(value, list) else tuple(items)
+        if (
+            type(value) is dict
+            and len(value) <= MAX_ITEMS
+            and all(isinstance(k, str | int) for k in value)
+        ):
+            return {k: self.encode(v, depth + 1) for k, v in value.items()}
+        if _trusted_dataclass(type(value)):
+            cls = type(value)
+            fields = {
+                f.name: self.encode(getattr(value, f.name), depth + 1)
+                for f in dataclasses.fields(value)
+            }
+            return {
+                _TAG: "dataclass",
+                "cls": f"{cls.__module__}:{cls.__qualname__}",
+                "fields": fields,
+            }
+        if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
+            import numpy as np
+
+            if isinstance(value, np.ndarray):
+                return {_TAG: "ndarray", "v": torch.from_numpy(value.copy())}
+            return value.item()
+        return self.handle(value)
+
+    def lookup(self, name: str) -> Any:
+        raise RemoteError(f"no name {name!r} here")
+
+    def handle(self, value: Any) -> dict:
+        """A reference to ``value``, which stays on this side."""
+        return {
+            _TAG: "ref",
+            "id": self.keep(value),
+            "type": type(value).__name__,
+            "callable": callable(value),
+        }
+
+    def decode(self, value: Any, depth: int = 0) -> Any:
+        if depth > MAX_DEPTH:
+            raise RemoteError("value nested too deeply")
+        if isinstance(value, list):
+            return [self.decode(v, depth + 1) for v in value]
+        if isinstance(value, tuple):
+            return tuple(self.decode(v, depth + 1) for v in value)
+        if isinstance(value, dict):
+            tag = value.get(_TAG)
+            if tag is None:
+                return {k: self.decode(v, depth + 1) for k, v in value.items()}
+            return self._special(tag, value)
+        return value
+
+    def _special(self, tag: str, value: dict) -> Any:
+        if tag == "dtype":
+            return _dtype(str(value["v"]))
+        if tag == "device":
+            return torch.device(str(value["v"]))
+        if tag == "complex":
+            return complex(float(value["re"]), float(value["im"]))
+        if tag == "ndarray":
+            return value["v"].numpy()
+        if tag == "gen":
+            gen = torch.Generator(device=str(value["device"]))
+            gen.set_state(value["state"])
+            return gen
+        if tag == "dataclass":
+            module, _, qualname = str(value["cls"]).partition(":")
+            cls = sys.modules.get(module)  # never import on the peer's word
+            if cls is None or module.split(".")[0] not in ("trainlab", "autograder"):
+                raise RemoteError(f"{value['cls']} is not a course dataclass")
+            for part in qualname.split("."):
+                cls = getattr(cls, part)
+            if not (isinstance(cls, type) and _trusted_dataclass(cls)):
+                raise RemoteError(f"{value['cls']} is not a course dataclass")
+            obj = cls.__new__(cls)
+            for name, v in dict(value["fields"]).items():
+                object.__setattr__(obj, str(name), self.decode(v))
+            return obj
+        if tag == "name":
+            return self.lookup(str(value["v"]))
+        if tag == "mine":  # one of our own objects, sent back
+            k = int(value["id"])
+            if k not in self.objects:
+                raise StaleObject("this object no longer exists in the grader")
+            return self.objects[k]
+        if tag == "ref":
+            return self.remote(int(value["id"]), value)
+        raise RemoteError(f"unknown tag {tag!r}")
+
+
+def _dump(obj: Any) -> bytes:
+    """What the runner sends: torch.save of plain data (legacy format, faster)."""
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue()
+
+
+def _load(data: bytes) -> Any:
+    """What the verifier reads: plain tensors and containers, nothing else."""
+    try:
+        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - garbage from the runner
+        raise RemoteError(f"the runner sent data that is not plain: {exc}") from None
+
+
+# ---------------------------------------------------------------------------
+# runner side (inside the sandbox)
+
+
+def answer_statements(source: str) -> tuple[str, list[int]]:
+    """Keep a cell's imports, definitions and simple assignments.
+
+    Returns:
+        The filtered source (line numbers kept, dropped lines blanked) and the
+        first line of each dropped statement.
+    """
+    lines = ["" if _MAGIC.match(line) else line for line in source.split("\n")]
+    tree = ast.parse("\n".join(lines))
+    keep = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)
+    kept, dropped = [], []
+    for node in tree.body:
+        simple = isinstance(node, ast.Assign | ast.AnnAssign) and _simple(node.value)
+        if isinstance(node, keep + (ast.AsyncFunctionDef,)) or simple:
+            kept.append(node)
+        elif not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            dropped.append(node.lineno)
+    tree.body = kept
+    return ast.unparse(tree) if kept else "", dropped
+
+
+def _simple(node: ast.AST | None) -> bool:
+    """A constant, a name, an attribute, or a container of those."""
+    if node is None or isinstance(node, ast.Constant | ast.Name):
+        return True
+    if isinstance(node, ast.Attribute):
+        return _simple(node.value)
+    if isinstance(node, ast.UnaryOp):
+        return _simple(node.operand)
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return all(_simple(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(
+            _simple(k) and _simple(v)
+            for k, v in zip(node.keys, node.values, strict=True)
+        )
+    return False
+
+
+def _strip_magics(source: str) -> str:
+    return "\n".join("" if _MAGIC.match(s) else s for s in source.split("\n"))
+
+
+class _RunnerCodec(_Codec):
+    def __init__(self, remote, ns: dict) -> None:
+        super().__init__(remote)
+        self.ns = ns
+
+    def lookup(self, name: str) -> Any:
+        if name not in self.ns:
+            raise NameError(f"name {name!r} is not defined")
+        return self.ns[name]
+
+
+class _Server:
+    """The runner's loop: decode a request, do it, send the answer."""
+
+    def __init__(self, sock, ns: dict) -> None:
+        self.sock = sock
+        self.codec = _RunnerCodec(self._callback, ns)
+
+    def _callback(self, k: int, info: dict) -> Callable:
+        def call(*args, **kwargs):
+            msg = {
+                "type": "callback",
+                "id": k,
+                "args": self.codec.encode(args),
+                "kwargs": self.codec.encode(kwargs),
+            }
+            ipc.send(self.sock, _dump(msg))
+            return self.wait_callback()
+
+        call.__name__ = f"callback_{k}"
+        return call
+
+    def wait_callback(self) -> Any:
+        while True:
+            req = pickle.loads(ipc.recv(self.sock))
+            if req["op"] == "callback_result":
+                if "error" in req:
+                    raise RuntimeError(req["error"])
+                return self.codec.decode(req["value"])
+            self.serve(req)
+
+    def serve(self, req: dict) -> None:
+        for k in req.get("release", ()):
+            self.codec.objects.pop(k, None)
+        try:
+            reply = self._do(req)
+        except BaseException as exc:  # noqa: BLE001 - report any failure
+            reply = {"type": "error", "exc": _exc_info(exc)}
+            reply["violations"] = getattr(exc, "_violations", [])
+        try:
+            data = _dump(reply)
+        except Exception as exc:  # noqa: BLE001 - unpicklable result
+            data = _dump({"type": "error", "exc": _exc_info(exc)})
+        ipc.send(self.sock, data)
+
+    def _do(self, req: dict) -> dict:
+        target = self.codec.decode(req["target"])
+        op = req["op"]
+        if op == "call":
+            args = self.codec.decode(req["args"])
+            kwargs = self.codec.decode(req["kwargs"])
+            tracked = _tracked([list(args), kwargs])
+            if req.get("guard"):
+                value = _guarded(target, args, kwargs, req["guard"])
+            else:
+                value = target(*args, **kwargs)
+            return {
+                "type": "result",
+                "value": self.codec.encode(value),
+                "mutated": [self.codec.encode(t) for t in tracked],
+            }
+        if op == "getattr":
+            return {
+                "type": "result",
+                "value": self.codec.encode(getattr(target, req["name"])),
+            }
+        if op == "getitem":
+            key = self.codec.decode(req["key"])
+            return {"type": "result", "value": self.codec.encode(target[key])}
+        if op == "len":
+            return {"type": "result", "value": int(len(target))}
+        if op == "list":
+            return {"type": "result", "value": self.codec.encode(list(target))}
+        if op == "repr":
+            return {"type": "result", "value": repr(target)[:2000]}
+        raise RemoteError(f"unknown request {op!r}")
+
+
+def _guarded(fn, args, kwargs, guard: dict) -> Any:
+    from autograder.checks import own_code
+
+    r = guard["rules"]
+    rules = own_code.Rules(
+        frozenset(r["c_names"]),
+        tuple(tuple(m) for m in r["modules"]),
+        frozenset(tuple(a) for a in r["allow_reference"]),
+        bool(r["autograd"]),
+        str(r["hint"]),
+    )
+    g = own_code.Guard(rules, str(guard["what"]))
+    original = _ORIGINAL_GUARD_CALL or own_code.Guard.call
+    try:
+        return original(g, fn, *args, **kwargs)
+    except BaseException as exc:
+        exc._violations = list(g.violations)
+        raise
+
+
+def _tracked(value: Any, depth: int = 0, out: list | None = None) -> list:
+    """Tensors, lists, dicts and generators among the arguments, in order."""
+    out = [] if out is None else out
+    if depth > 4 or len(out) > 1000:
+        return out
+    if isinstance(value, torch.Tensor | torch.Generator):
+        out.append(value)
+    elif isinstance(value, list | dict):
+        out.append(value)
+        for v in value.values() if isinstance(value, dict) else value:
+            _tracked(v, depth + 1, out)
+    elif isinstance(value, tuple):
+        for v in value:
+            _tracked(v, depth + 1, out)
+    return out
+
+
+def _exc_info(exc: BaseException) -> dict:
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.startswith("<answer"):
+            where = f"in {frame.name}, line {frame.lineno}"
+            break
+    names = [c.__name__ for c in type(exc).__mro__]
+    return {"types": names, "message": str(exc)[:2000], "where": where}
+
+
+def _runner_main(sock) -> None:
+    """Inside the sandbox: build the namespace, then serve requests."""
+    job = pickle.loads(ipc.recv(sock))
+    ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
+    errors, dropped = [], []
+    for i, src in enumerate(job["setup"]):
+        try:
+            exec(compile(_strip_magics(src), f"<setup {i}>", "exec"), ns)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append({"cell": f"setup {i}", **_exc_info(exc)})
+    before = {k: id(v) for k, v in ns.items()}
+    for cell in job["answers"]:
+        name = f"<answer {cell['grade_id']}>"
+        try:
+            src, lost = answer_statements(cell["source"])
+            dropped += [{"cell": cell["grade_id"], "line": n} for n in lost]
+            exec(compile(src, name, "exec"), ns)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append({"cell": cell["grade_id"], **_exc_info(exc)})
+    server = _Server(sock, ns)
+    names = {}
+    for k, v in ns.items():
+        if k.startswith("__") or before.get(k) == id(v):
+            continue
+        names[k] = server.codec.handle(v)
+    ready = {"type": "ready", "names": names, "errors": errors, "dropped": dropped}
+    ipc.send(sock, _dump(ready))
+    while True:
+        server.serve(pickle.loads(ipc.recv(sock)))
+
+
+# ---------------------------------------------------------------------------
+# verifier side
+
+
+class RemoteFunction:
+    """A student's function (or class, or object) living in the runner."""
+
+    def __init__(
+        self, client: RunnerClient, ref: dict, name: str, *, by_name: bool = False
+    ) -> None:
+        self._client = client
+        self._ref = ref
+        self._gen = client.generation
+        self._by_name = by_name
+        self.__name__ = name
+        self.__qualname__ = name
+
+    def _target(self) -> dict:
+        if self._by_name:  # a name of the notebook: found again after a restart
+            return {_TAG: "name", "v": self.__name__}
+        if self._gen != self._client.generation:
+            raise StaleObject(
+                f"{self.__name__} belongs to a run that was stopped earlier "
+                "(a time limit or a crash)"
+            )
+        return {_TAG: "mine", "id": self._ref["id"]}
+
+    def __call__(self, *args, **kwargs):
+        return self._client.call(self, args, kwargs)
+
+    def guarded_call(self, guard, args, kwargs):
+        """Run under the guard's rules in the runner; merge what it saw."""
+        return self._client.call(self, args, kwargs, guard=guard)
+
+    def __repr__(self) -> str:
+        return f"<student {self._ref.get('type', 'object')} {self.__name__}>"
+
+    def __del__(self) -> None:
+        client = getattr(self, "_client", None)
+        by_name = getattr(self, "_by_name", True)
+        if client is not None and not by_name and self._gen == client.generation:
+            client.released.append(self._ref["id"])
+
+
+class RemoteRef(RemoteFunction):
+    """An object returned by student code that is not plain data."""
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self._client.request("getattr", self, name=name)
+
+    def __getitem__(self, key):
+        return self._client.request("getitem", self, key=self._client.codec.encode(key))
+
+    def __len__(self) -> int:
+        return int(self._client.request("len", self))
+
+    def __iter__(self):
+        return iter(self._client.request("list", self))
+
+
+_ORIGINAL_GUARD_CALL: Callable | None = None
+
+
+def install_guard_bridge() -> None:
+    """Make ``own_code.Guard.call`` run proxies under the guard in the runner."""
+    global _ORIGINAL_GUARD_CALL
+    from autograder.checks import own_code
+
+    if getattr(own_code.Guard.call, "_bridged", False):
+        return
+    _ORIGINAL_GUARD_CALL = own_code.Guard.call
+
+    def call(self, fn, *args, **kwargs):
+        if isinstance(fn, RemoteFunction):
+            return fn.guarded_call(self, args, kwargs)
+        return _ORIGINAL_GUARD_CALL(self, fn, *args, **kwargs)
+
+    call._bridged = True
+    call.__doc__ = _ORIGINAL_GUARD_CALL.__doc__
+    own_code.Guard.call = call
+
+
+class RunnerClient:
+    """The verifier's end: starts the runner, sends requests, restarts it if needed.
+
+    Args:
+        setup: sources of the instructor's locked setup cells.
+        answers: ``[{"grade_id": ..., "source": ...}]``, the student's answer cells.
+        limits: ``cell_timeout`` bounds each call; ``notebook_timeout`` all of them.
+        policy: the sandbox policy.
+        max_restarts: runners started after the first one dies (default 3).
+    """
+
+    def __init__(self, setup, answers, *, limits, policy, max_restarts: int = 3):
+        self.job = {"setup": list(setup), "answers": list(answers)}
+        self.limits = limits
+        self.policy = policy
+        self.max_restarts = max_restarts
+        self.deadline = time.monotonic() + limits.notebook_timeout
+        self.generation = 0
+        self.restarts = -1
+        self.box: sandbox.Sandboxed | None = None
+        self.codec = _VerifierCodec(self._remote)
+        self.released: list[int] = []
+        self.ready: dict = {}
+        self.events: list[str] = []
+        self.applied: dict = {}
+        self.timeouts: dict[str, int] = {}
+
+    def _remote(self, k: int, info: dict) -> RemoteRef:
+        return RemoteRef(self, {**info, "id": k}, info.get("type", "object"))
+
+    # -- lifecycle
+
+    def start(self) -> dict:
+        """Start (or restart) the runner; returns its ready message."""
+        self.close()
+        self.restarts += 1
+        self.generation += 1
+        self.released = []
+        if self.restarts > self.max_restarts:
+            raise RunnerDied("the runner was restarted too many times; giving up")
+        self.box = sandbox.start(_runner_main, limits=self.limits, policy=self.policy)
+        self.applied = self.box.applied
+        ipc.send(self.box.sock, pickle.dumps(self.job))
+        ready = self._receive(self.limits.cell_timeout * 2)
+        self.ready = ready
+        return ready
+
+    def close(self) -> None:
+        if self.box is not None:
+            self.box.kill()
+            self.box = None
+
+    def functions(self) -> dict[str, RemoteFunction]:
+        """Proxies for every name the answer cells defined."""
+        found = {}
+        for name, ref in self.ready.get("names", {}).items():
+            cls = RemoteFunction if ref.get("callable") else RemoteRef
+            found[name] = cls(self, ref, name, by_name=True)
+        return found
+
+    # -- requests
+
+    def _receive(self, timeout: float) -> dict:
+        assert self.box is not None
+        try:
+            data = ipc.recv(self.box.sock, timeout=timeout)
+        except ipc.ChannelError as exc:
+            self.close()
+            if exc.reason == "timeout":
+                self.events.append("time limit")
+                raise TimeLimitExceeded(
+                    f"your function did not return within {timeout:.0f} s"
+                ) from None
+            self.events.append("runner died")
+            raise RunnerDied(
+                "your function ended the process that ran it (os._exit, a crash, "
+                "or a memory/CPU limit)"
+            ) from None
+        reply = _load(data)
+        if not isinstance(reply, dict):
+            raise RemoteError("the runner sent something that is not a reply")
+        return reply
+
+    def request(self, op: str, proxy: RemoteFunction, **fields) -> Any:
+        return self._exchange({"op": op, "target": proxy._target(), **fields})
+
+    def call(self, proxy: RemoteFunction, args, kwargs, guard=None) -> Any:
+        name = proxy.__name__
+        if self.timeouts.get(name, 0) >= 2:
+            raise TimeLimitExceeded(
+                f"{name} was not called again: it went over the time limit twice"
+            )
+        if self.box is None:  # an earlier call killed it: start afresh
+            self.start()
+        tracked = _tracked([list(args), dict(kwargs)])
+        req = {
+            "op": "call",
+            "target": proxy._target(),
+            "args": self.codec.encode(tuple(args)),
+            "kwargs": self.codec.encode(dict(kwargs)),
+        }
+        if guard is not None:
+            req["guard"] = {"rules": _rules_dict(guard.rules), "what": guard.what}
+        try:
+            reply = self._exchange(req, raw=True)
+        except TimeLimitExceeded:
+            self.timeouts[name] = self.timeouts.get(name, 0) + 1
+            raise
+        if guard is not None and reply.get("violations"):
+            from autograder.checks.core import Mistake
+
+            for v in reply["violations"]:
+                if v not in guard.violations:
+                    guard.violations.append(str(v))
+            raise Mistake(guard._message())
+        if reply["type"] == "error":
+            raise _rebuild(reply["exc"])
+        _copy_back(tracked, [self.codec.decode(v) for v in reply.get("mutated", [])])
+        return self.codec.decode(reply["value"])
+
+    def _exchange(self, req: dict, raw: bool = False) -> Any:
+        if self.box is None:
+            self.start()
+        if time.monotonic() > self.deadline:
+            raise TimeLimitExceeded("the time for checking this notebook ran out")
+        req["release"], self.released = self.released, []
+        ipc.send(self.box.sock, pickle.dumps(req))
+        while True:
+            wait = min(
+                self.limits.cell_timeout, max(0.01, self.deadline - time.monotonic())
+            )
+            reply = self._receive(wait)
+            if reply.get("type") == "callback":
+                self._answer_callback(reply)
+                continue
+            break
+        if raw:
+            return reply
+        if reply["type"] == "error":
+            raise _rebuild(reply["exc"])
+        return self.codec.decode(reply["value"])
+
+    def _answer_callback(self, msg: dict) -> None:
+        fn = self.codec.objects.get(int(msg["id"]))
+        try:
+            args = self.codec.decode(msg["args"])
+            kwargs = self.codec.decode(msg["kwargs"])
+            value = fn(*args, **kwargs)
+            answer = {"op": "callback_result", "value": self.codec.encode(value)}
+        except Exception as exc:  # noqa: BLE001 - tell the student's code
+            answer = {"op": "callback_result", "error": f"{type(exc).__name__}: {exc}"}
+        ipc.send(self.box.sock, pickle.dumps(answer))
+
+
+class _VerifierCodec(_Codec):
+    """Our side: proxies go back as themselves; anything else is a callback."""
+
+    def encode(self, value: Any, depth: int = 0) -> Any:
+        if isinstance(value, RemoteFunction):
+            return value._target()
+        return super().encode(value, depth)
+
+
+def _rules_dict(rules) -> dict:
+    return {
+        "c_names": sorted(rules.c_names),
+        "modules": [list(m) for m in rules.modules],
+        "allow_reference": [list(a) for a in rules.allow_reference],
+        "autograd": bool(rules.autograd),
+        "hint": str(rules.hint),
+    }
+
+
+def _rebuild(info: dict) -> BaseException:
+    """The student's exception as the nearest built-in type, message kept."""
+    names = [str(n) for n in info.get("types", [])]
+    message = str(info.get("message", ""))
+    if info.get("where"):
+        message = f"{message} ({info['where']})"
+    if names and names[0] == "Mistake":
+        from autograder.checks.core import Mistake
+
+        return Mistake(message)
+    for name in names:
+        cls = getattr(builtins, name, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            try:
+                return cls(message)
+            except Exception:  # noqa: BLE001 - e.g. UnicodeError needs more args
+                continue
+    first = names[0] if names else "BaseException"
+    return RuntimeError(f"your code raised {first}: {message}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal structure and values (tensors compared exactly)."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (
+            isinstance(a, torch.Tensor)
+            and isinstance(b, torch.Tensor)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(torch.equal(a.cpu(), b.cpu()))
+        )
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, RemoteFunction) or isinstance(b, RemoteFunction):
+        return a is b
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _copy_back(tracked: list, after: list) -> None:
+    """Apply the runner's in-place changes to our arguments."""
+    for mine, theirs in zip(tracked, after, strict=False):
+        if isinstance(mine, torch.Tensor) and isinstance(theirs, torch.Tensor):
+            if _same(mine, theirs) and not mine.is_floating_point():
+                continue
+            with torch.no_grad():
+                if mine.shape == theirs.shape and mine.dtype == theirs.dtype:
+                    if not _same(mine, theirs):
+                        mine.copy_(theirs)
+                else:
+                    mine.set_(theirs.to(mine.device).clone())
+        elif isinstance(mine, torch.Generator) and isinstance(theirs, torch.Generator):
+            mine.set_state(theirs.get_state())
+        elif isinstance(mine, dict) and isinstance(theirs, dict):
+            if not _same(mine, theirs):
+                mine.clear()
+                mine.update(theirs)
+        elif isinstance(mine, list) and isinstance(theirs, list):
+            if not _same(mine, theirs):
+                mine[:] = theirs
+
+
+__all__ = [
+    "RemoteError",
+    "RemoteFunction",
+    "RemoteRef",
+    "RunnerClient",
+    "RunnerDied",
+    "StaleObject",
+    "TimeLimitExceeded",
+    "answer_statements",
+    "install_guard_bridge",
+]

@@ -1,0 +1,545 @@
+"""Run untrusted code in a forked child with limits and, where the OS allows, isolation.
+
+A sandboxed process is forked from a grading worker that has already imported
+torch (a zygote), so it starts in milliseconds. Two processes are forked:
+
+1. the *keeper* (trusted) enters new namespaces with ``unshare`` where it may:
+   network (no interface but a down loopback: no network at all), mounts (the
+   course's private folders are covered by empty read-only ``tmpfs``, the
+   repository is made read-only, ``/tmp`` becomes a small private ``tmpfs``),
+   PIDs, IPC and UTS; as root it needs nothing else, as another user it tries
+   a user namespace first;
+2. the *inner* process (PID 1 of the new PID namespace, so every process it
+   starts dies with it) mounts its own ``/proc``, sets resource limits
+   (address space, processes, file size, CPU time, open files, no core dumps),
+   drops to an unprivileged uid when the grader runs as root, clears the
+   environment down to a whitelist, closes every inherited file descriptor but
+   its channel, and then runs the target function.
+
+What was applied is reported back (``Sandboxed.applied``) so the grading report
+can say what was enforced where. Without namespaces (e.g. a container that
+forbids ``unshare``), the limits, the uid drop, the clean environment and the
+private working folder still apply.
+
+Example:
+    >>> box = start(target, limits=Limits(), policy=Policy(hide=("/srv/answers",)))
+    >>> box.sock  # a socket to the target, see autograder.ipc
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from autograder import ipc
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+#: the file descriptor of the channel inside the sandbox
+CHANNEL_FD = 200
+#: first uid used for sandboxes when the grader runs as root (one per worker)
+BASE_UID = 61000
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one submission.
+
+    Attributes:
+        cell_timeout: wall-clock seconds per notebook cell, and per call of a
+            student function during verification (default 60).
+        notebook_timeout: wall-clock seconds for a whole notebook (default 600).
+        memory_mb: address space the code may add to what the worker had
+            mapped (default 4096 MiB), via ``RLIMIT_AS``.
+        processes: processes and threads of the sandbox user (``RLIMIT_NPROC``,
+            default 64).
+        file_mb: the largest file the code may write (``RLIMIT_FSIZE``, default 64).
+        disk_mb: size of the private ``tmpfs`` working folder (default 256).
+        output_kb: text output kept per cell; the rest is cut (default 256).
+        notebook_mb: the largest notebook accepted, and the largest executed
+            notebook returned (default 16).
+    """
+
+    cell_timeout: float = 60.0
+    notebook_timeout: float = 600.0
+    memory_mb: int = 4096
+    processes: int = 64
+    file_mb: int = 64
+    disk_mb: int = 256
+    output_kb: int = 256
+    notebook_mb: int = 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the sandboxed code may see.
+
+    Attributes:
+        hide: paths covered by an empty read-only folder (or ``/dev/null`` for a
+            file) inside the mount namespace.
+        readonly: trees remounted read-only.
+        uid: the unprivileged uid (and gid) to run as; used only when root.
+        namespaces: try ``unshare`` at all (default True).
+        keep_tmp: paths under ``/tmp`` that must stay visible (the repository or
+            the Python installation may live there); ``/tmp`` is then not covered.
+        expose: paths the unprivileged uid must reach (the course, Python):
+            a parent folder it may not enter (``/root``, a 0700 home) is covered
+            by an empty ``tmpfs`` with only these paths bound back in.
+    """
+
+    hide: tuple[str, ...] = ()
+    readonly: tuple[str, ...] = ()
+    uid: int | None = None
+    namespaces: bool = True
+    keep_tmp: tuple[str, ...] = field(default_factory=tuple)
+    expose: tuple[str, ...] = field(default_factory=tuple)
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be started."""
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _prctl(option: int, arg: int) -> None:
+    _check(_libc.prctl(option, arg, 0, 0, 0), "prctl")
+
+
+def _unshare(flags: int) -> bool:
+    return _libc.unshare(flags) == 0
+
+
+def _mount(src: str | None, target: str, fstype: str | None, flags: int, data=None):
+    enc = lambda s: s.encode() if isinstance(s, str) else s  # noqa: E731
+    ret = _libc.mount(enc(src), enc(target), enc(fstype), flags, enc(data))
+    _check(ret, f"mount {target}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _enter_namespaces(policy: Policy) -> dict:
+    """In the keeper: unshare what the OS allows; returns what was applied."""
+    applied = {"network": False, "mounts": False, "pids": False, "userns": False}
+    if not policy.namespaces:
+        return applied
+    full = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    uid, gid = os.getuid(), os.getgid()
+    if os.geteuid() == 0 and _unshare(full):
+        applied.update(network=True, mounts=True, pids=True)
+    elif _unshare(CLONE_NEWUSER | full):
+        # map our own uid to root inside: we may mount, but only as ourselves
+        with contextlib.suppress(OSError):
+            _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"0 {uid} 1")
+        _write("/proc/self/gid_map", f"0 {gid} 1")
+        applied.update(network=True, mounts=True, pids=True, userns=True)
+    elif _unshare(CLONE_NEWNET):
+        applied["network"] = True
+    return applied
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    path = os.path.realpath(path)
+    return any(
+        path == r or path.startswith(r.rstrip("/") + "/")
+        for r in (os.path.realpath(x) for x in roots)
+    )
+
+
+def _blocked_ancestor(path: str) -> str | None:
+    """The highest folder above ``path`` that others may not enter, if any."""
+    parts = os.path.realpath(path).split("/")[1:]
+    for i in range(1, len(parts)):
+        folder = "/" + "/".join(parts[:i])
+        if not os.stat(folder).st_mode & 0o001:
+            return folder
+    return None
+
+
+def _expose(paths: tuple[str, ...], stage: str) -> list[str]:
+    """Cover unenterable parents of ``paths`` and bind the paths back in."""
+    notes = []
+    groups: dict[str, list[str]] = {}
+    for path in dict.fromkeys(os.path.realpath(p) for p in paths):
+        folder = _blocked_ancestor(path)
+        if folder is not None and os.path.exists(path):
+            groups.setdefault(folder, []).append(path)
+    for folder, inside in groups.items():
+        inside = [
+            p for p in inside if not any(_under(p, (q,)) and p != q for q in inside)
+        ]
+        staged = []
+        for i, path in enumerate(inside):
+            spot = os.path.join(stage, f"stage{i}")
+            os.makedirs(spot)
+            _mount(path, spot, None, MS_BIND | MS_REC)
+            staged.append((spot, path))
+        _mount("none", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+        for spot, path in staged:
+            os.makedirs(path, exist_ok=True)
+            _mount(spot, path, None, MS_MOVE)
+            os.rmdir(spot)
+        notes.append(f"{folder} covered; only {', '.join(inside)} visible in it")
+    return notes
+
+
+def _setup_mounts(
+    policy: Policy, limits: Limits, workdir: str, expose: bool
+) -> list[str]:
+    """In the keeper, inside the new mount namespace; returns notes."""
+    notes = []
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    keep = (*policy.keep_tmp, sys.prefix, sys.base_prefix, sys.executable)
+    tmp_flags = MS_NOSUID | MS_NODEV
+    for path in ("/tmp", "/var/tmp", "/dev/shm"):
+        if os.path.isdir(path) and not any(_under(k, (path,)) for k in keep):
+            _mount("none", path, "tmpfs", tmp_flags, "size=16m,mode=1777")
+        elif os.path.isdir(path):
+            notes.append(f"{path} left visible (the course or Python lives there)")
+    os.makedirs(workdir, exist_ok=True)
+    _mount("none", workdir, "tmpfs", tmp_flags, f"size={limits.disk_mb}m,mode=0700")
+    if expose:
+        notes += _expose(policy.expose, workdir)
+    for path in policy.readonly:
+        if os.path.isdir(path):
+            _mount(path, path, None, MS_BIND | MS_REC)
+            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    for path in policy.hide:
+        if os.path.isdir(path):
+            _mount("none", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
+        elif os.path.exists(path):
+            _mount("/dev/null", path, None, MS_BIND)
+    return notes
+
+
+def _vm_size() -> int:
+    """This process's mapped address space in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def clean_env(home: str) -> dict[str, str]:
+    """The whitelisted environment of sandboxed code: no tokens, no URLs."""
+    bin_dir = os.path.dirname(sys.executable)
+    return {
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "TMPDIR": home,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MPLBACKEND": "Agg",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONNOUSERSITE": "1",
+        "NBGRADER_EXECUTION": "autograde",
+    }
+
+
+def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> None:
+    """In the inner process: /proc, limits, uid, environment, descriptors."""
+    if applied["pids"] and applied["mounts"]:
+        try:
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            applied["proc"] = True
+        except OSError:
+            applied["proc"] = False
+    with contextlib.suppress(OSError):
+        os.setsid()
+    drop = policy.uid is not None and os.geteuid() == 0 and not applied["userns"]
+    if drop:
+        os.chown(workdir, policy.uid, policy.uid)
+    mb = 1024 * 1024
+    rl = [
+        (resource.RLIMIT_AS, _vm_size() + limits.memory_mb * mb),
+        (resource.RLIMIT_FSIZE, limits.file_mb * mb),
+        (resource.RLIMIT_CPU, int(limits.notebook_timeout) + 30),
+        (resource.RLIMIT_NOFILE, 256),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    if drop:
+        rl.append((resource.RLIMIT_NPROC, limits.processes))
+    for which, value in rl:
+        soft, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(which, (value, value))
+    applied["rlimits"] = ["AS", "FSIZE", "CPU", "NOFILE", "CORE"] + (
+        ["NPROC"] if drop else []
+    )
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full file fails, not kills
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.environ.clear()
+    os.environ.update(clean_env(workdir))
+    os.chdir(workdir)
+    if drop:
+        os.setgroups([])
+        os.setgid(policy.uid)
+        os.setuid(policy.uid)
+    applied["uid"] = os.getuid()
+    try:
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        applied["no_new_privs"] = True
+    except OSError:
+        applied["no_new_privs"] = False
+
+
+def _redirect_std() -> None:
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _inner(target, chan: socket.socket, policy, limits, applied, workdir) -> None:
+    code = 1
+    try:
+        try:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+            _confine(policy, limits, applied, workdir)
+            _redirect_std()
+            fd = os.dup2(chan.fileno(), CHANNEL_FD)
+            chan.close()
+            os.closerange(3, CHANNEL_FD)
+            os.closerange(CHANNEL_FD + 1, 4096)
+            sock = socket.socket(fileno=fd)
+        except BaseException as exc:
+            import traceback
+
+            error = "".join(traceback.format_exception(exc))
+            ipc.send_json(chan, {"type": "crash", "error": error})
+            raise
+        ipc.send_json(sock, {"type": "hello", "applied": applied})
+        target(sock)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the process ends here either way
+        code = 1
+    os._exit(code)
+
+
+def _keeper(target, chan, info_w: int, policy, limits, workdir) -> None:
+    code = 70
+    try:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        applied = _enter_namespaces(policy)
+        notes: list[str] = []
+        if applied["mounts"]:
+            try:
+                drop = policy.uid is not None and not applied["userns"]
+                notes = _setup_mounts(policy, limits, workdir, drop)
+            except OSError as exc:
+                notes = [f"mount setup failed: {exc}"]
+                applied["mounts"] = False
+        applied["notes"] = notes
+        pid = os.fork()
+        if pid == 0:
+            os.close(info_w)
+            _inner(target, chan, policy, limits, applied, workdir)
+        os.write(info_w, json.dumps({"pid": pid}).encode())
+        os.close(info_w)
+        chan.close()
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        code = code if code >= 0 else 128 - code
+    except BaseException:  # noqa: BLE001
+        pass
+    os._exit(code & 0xFF)
+
+
+class Sandboxed:
+    """A running sandboxed process: its channel, and how to end it.
+
+    Attributes:
+        sock: the channel to the target function.
+        applied: what isolation was in force (from the process's hello).
+        pid: the keeper's pid; ``inner``: the inner process's pid.
+    """
+
+    def __init__(self, pid: int, inner: int, sock: socket.socket, workdir: str):
+        self.pid = pid
+        self.inner = inner
+        self.sock = sock
+        self.workdir = workdir
+        self.applied: dict = {}
+        self.uid: int | None = None
+        self.status: int | None = None
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit status of the target (None if still running after ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        while self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(status)
+                break
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.005)
+        return self.status
+
+    def kill(self) -> None:
+        """End the target and everything it started; reap the keeper."""
+        for pid in (self.inner, self.pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.inner, signal.SIGKILL)
+        if not self.applied.get("pids") and self.uid not in (None, 0, os.getuid()):
+            _kill_uid(self.uid)
+        if self.status is None:
+            with contextlib.suppress(ChildProcessError):
+                _, status = os.waitpid(self.pid, 0)
+                self.status = os.waitstatus_to_exitcode(status)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Sandboxed:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+def _kill_uid(uid: int) -> None:
+    """Kill every process of ``uid`` (sandboxes without a PID namespace)."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+def start(
+    target: Callable[[socket.socket], None],
+    *,
+    limits: Limits,
+    policy: Policy,
+    hello_timeout: float = 30.0,
+) -> Sandboxed:
+    """Fork a sandboxed process that runs ``target(sock)``.
+
+    Args:
+        target: runs in the sandbox with the channel socket; its return ends
+            the process.
+        limits: resource limits.
+        policy: isolation policy.
+        hello_timeout: seconds to wait for the sandbox to come up.
+
+    Returns:
+        The running sandbox; :meth:`Sandboxed.kill` ends it (use ``with``).
+
+    Raises:
+        SandboxError: the process did not come up.
+    """
+    workdir = tempfile.mkdtemp(prefix="autograder-")
+    parent, child = socket.socketpair()
+    info_r, info_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(info_r)
+        parent.close()
+        _keeper(target, child, info_w, policy, limits, workdir)
+    os.close(info_w)
+    child.close()
+    with os.fdopen(info_r, "rb") as f:
+        raw = f.read()
+    inner = json.loads(raw)["pid"] if raw else -1
+    box = Sandboxed(pid, inner, parent, workdir)
+    box.uid = policy.uid if os.geteuid() == 0 else None
+    try:
+        if inner < 0:
+            raise SandboxError("the sandbox keeper failed before starting the code")
+        hello = ipc.recv_json(parent, timeout=hello_timeout, max_bytes=1 << 16)
+        if isinstance(hello, dict) and hello.get("type") == "crash":
+            raise SandboxError(hello.get("error", "?"))
+        if not isinstance(hello, dict) or hello.get("type") != "hello":
+            raise SandboxError(f"unexpected first message from the sandbox: {hello!r}")
+        box.applied = hello["applied"]
+    except (ipc.ChannelError, SandboxError) as exc:
+        box.kill()
+        raise SandboxError(f"the sandbox did not start: {exc}") from None
+    return box
+
+
+def describe(applied: dict) -> str:
+    """One line for the report: what isolation was in force."""
+    if not applied:
+        return "no sandbox information"
+    parts = [
+        "network: "
+        + ("none (network namespace)" if applied.get("network") else "open"),
+        "filesystem: "
+        + (
+            "course files hidden, repository read-only (mount namespace)"
+            if applied.get("mounts")
+            else "not hidden (no mount namespace)"
+        ),
+        "processes: "
+        + ("own PID namespace" if applied.get("pids") else "shared PID space"),
+        f"uid {applied.get('uid')}"
+        + (" (user namespace)" if applied.get("userns") else ""),
+        "limits: " + ",".join(applied.get("rlimits", [])),
+    ]
+    return "; ".join(parts)
+
+
+def course_policy(
+    root: str, *, hide: tuple[str, ...] = (), uid: int | None = None
+) -> Policy:
+    """The policy for grading: the course read-only, ``hide`` covered.
+
+    Python's own folders and every ``sys.path`` entry stay reachable by the
+    unprivileged uid (see :attr:`Policy.expose`).
+    """
+    exe_dir = os.path.dirname(os.path.realpath(sys.executable))
+    base = [root, sys.prefix, sys.base_prefix, exe_dir]
+    paths = base + [p for p in sys.path if p and os.path.isdir(p)]
+    return Policy(
+        hide=tuple(hide),
+        readonly=(root,),
+        uid=uid,
+        keep_tmp=tuple(base),
+        expose=tuple(dict.fromkeys(os.path.realpath(p) for p in paths)),
+    )
