@@ -137,13 +137,34 @@ def _names_bound(sources: Iterable[str]) -> set[str]:
 
 
 def _globals_used(func: object) -> set[str]:
-    """Module-level names a function (and its nested code) refers to."""
+    """Module-level names a function refers to: in its code and its annotations.
+
+    Annotations count because a notebook evaluates them when the cell runs
+    (the library's ``from __future__ import annotations`` does not carry over).
+    """
     names: set[str] = set()
     stack = [func.__code__]
     while stack:
         code = stack.pop()
         names.update(code.co_names)
         stack.extend(c for c in code.co_consts if inspect.iscode(c))
+    node = ast.parse(textwrap.dedent(inspect.getsource(func))).body[0]
+    args = node.args
+    annotations = [
+        a.annotation
+        for a in [
+            *args.posonlyargs,
+            *args.args,
+            *args.kwonlyargs,
+            args.vararg,
+            args.kwarg,
+        ]
+        if a is not None and a.annotation is not None
+    ]
+    if node.returns is not None:
+        annotations.append(node.returns)
+    for ann in annotations:
+        names.update(n.id for n in ast.walk(ann) if isinstance(n, ast.Name))
     module_globals = func.__globals__
     return {n for n in names if n in module_globals and not hasattr(builtins, n)}
 

@@ -41,7 +41,6 @@ def kernel_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(
         [str(Path(sys.executable).parent), env.get("PATH", "")]
     )
-    env.setdefault("MPLBACKEND", "Agg")
     # one thread per kernel: small tensors, and notebooks may run side by side
     env.setdefault("OMP_NUM_THREADS", "1")
     env.update(extra or {})
