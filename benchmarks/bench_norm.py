@@ -16,6 +16,7 @@ percent: compare ratios, not milliseconds, across machines.
 
 from __future__ import annotations
 
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -127,17 +128,37 @@ def _inputs(shape: tuple[int, ...], seed: int = 0):
     return x, gamma, beta, dout
 
 
-def _timed(fn: Callable[[], object]) -> float:
+def _page_faults() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed(fn: Callable[[], object]) -> tuple[float, int]:
+    """Seconds that fn() took, and the minor page faults it caused."""
+    faults = _page_faults()
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, _page_faults() - faults
 
 
-def _trainlab_timer(case: Case) -> Callable[[], float]:
+def _settle_allocator() -> None:
+    """Put glibc's allocator in the steady state of a long-running process.
+
+    glibc gives large freed blocks back to the OS once more than a threshold is
+    free, and every page of the next allocation then faults back in, at a cost
+    that can exceed the arithmetic here. The threshold grows the first time a
+    large block is freed, so a fresh process and one that has held bigger tensors
+    time the same code very differently. Allocating and freeing one 30 MB block
+    first raises it for both sides alike; the page-fault columns show the rest.
+    """
+    block = torch.empty(30 * 2**20, dtype=torch.uint8)
+    del block
+
+
+def _trainlab_timer(case: Case) -> Callable[[], tuple[float, int]]:
     x, gamma, beta, dout = _inputs(case.shape)
     state = _running(case.shape[1])
 
-    def step() -> float:
+    def step() -> tuple[float, int]:
         if case.backward_only:
             _, cache = case.forward(x, gamma, beta, state)
             return _timed(lambda: case.backward(dout, cache))
@@ -148,12 +169,12 @@ def _trainlab_timer(case: Case) -> Callable[[], float]:
     return step
 
 
-def _torch_timer(case: Case) -> Callable[[], float]:
+def _torch_timer(case: Case) -> Callable[[], tuple[float, int]]:
     x, gamma, beta, dout = (t.requires_grad_(True) for t in _inputs(case.shape))
     dout = dout.detach()
     state = _running(case.shape[1])
 
-    def step() -> float:
+    def step() -> tuple[float, int]:
         x.grad = gamma.grad = beta.grad = None
         if case.backward_only:
             out = case.torch_op(x, gamma, beta, state)
@@ -163,8 +184,8 @@ def _torch_timer(case: Case) -> Callable[[], float]:
     return step
 
 
-def _alternate(ours: Callable[[], float], theirs: Callable[[], float], repeats: int):
-    """Seconds of two timers, run alternately after a warm-up: two lists."""
+def _alternate(ours: Callable, theirs: Callable, repeats: int):
+    """(seconds, page faults) of two timers, run alternately after a warm-up."""
     for _ in range(WARMUP):
         ours()
         theirs()
@@ -177,9 +198,11 @@ def _alternate(ours: Callable[[], float], theirs: Callable[[], float], repeats: 
 
 def run(repeats: int = 20) -> list[dict]:
     """Time every case; one row each, times in milliseconds."""
+    _settle_allocator()
     rows = []
     for case in CASES:
-        a, b = _alternate(_trainlab_timer(case), _torch_timer(case), repeats)
+        ours, theirs = _alternate(_trainlab_timer(case), _torch_timer(case), repeats)
+        a, b = [t for t, _ in ours], [t for t, _ in theirs]
         t_ours, t_torch = statistics.median(a), statistics.median(b)
         rows.append(
             {
@@ -190,6 +213,8 @@ def run(repeats: int = 20) -> list[dict]:
                 "torch_ms": 1e3 * t_torch,
                 "ratio": t_ours / t_torch,
                 "ratio_of_minima": min(a) / min(b),  # less sensitive to other load
+                "trainlab_page_faults": statistics.mean(f for _, f in ours),
+                "torch_page_faults": statistics.mean(f for _, f in theirs),
                 "torch_op": case.torch_name,
                 "dtype": str(DTYPE).removeprefix("torch."),
                 "device": "cpu",
@@ -202,12 +227,12 @@ def run(repeats: int = 20) -> list[dict]:
 
 if __name__ == "__main__":
     columns = ["case", "shape", "timed", "trainlab_ms", "torch_ms", "ratio"]
-    columns += ["ratio_of_minima", "threads"]
+    columns += ["ratio_of_minima", "trainlab_page_faults", "torch_page_faults"]
     print(" | ".join(columns))
     for row in run():
         print(
             " | ".join(
-                f"{row[k]:.3f}" if isinstance(row[k], float) else str(row[k])
+                f"{row[k]:.3g}" if isinstance(row[k], float) else str(row[k])
                 for k in columns
             )
         )
