@@ -1,4 +1,4 @@
-"""The activation checks: full marks for right answers, the right losses for wrong ones."""
+"""The activation checks: full marks for right answers, losses for wrong ones."""
 
 from __future__ import annotations
 
