@@ -1,0 +1,257 @@
+"""``python -m autograder``: grade a folder of submissions, or check one notebook.
+
+Run ``python -m autograder --help`` (and ``grade --help``, ``check --help``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from autograder import nbgrader_config as cfg
+from autograder import sandbox
+
+DESCRIPTION = """\
+Grade the course's nbgrader assignments.
+
+  grade SUBMISSIONS   grade a folder (or LMS zip) of student submissions into
+                      the gradebook; write feedback, grades.csv, grades.json
+                      and a Markdown summary
+  check NOTEBOOK      check one notebook (a student's, or in a student's CI):
+                      a table of points per test cell; exit 1 if points are lost
+
+Student code runs in a sandbox (time, memory, process, file and output limits;
+no network, course files hidden where the OS allows), and every score is
+verified again in a process that never ran student code.
+"""
+
+GRADE_EPILOG = """\
+SUBMISSIONS layouts:
+  one folder per student    alice/batchnorm.ipynb  or  alice/batchnorm/batchnorm.ipynb
+  Canvas download (flat)    smithjane_12345_67890_batchnorm.ipynb
+  a .zip of either          as exported by the LMS
+
+Outputs (in the work folder, default grading/ in the repository, git-ignored):
+  gradebook.db                                   nbgrader gradebook (unless --db)
+  feedback/<student>/<assignment>/<assignment>.html  what each student receives
+  autograded/<student>/<assignment>/...          executed notebooks, for review
+  grades.csv                                     nbgrader's CSV export
+  grades.json                                    per cell, with messages
+  summary.md                                     also appended to $GITHUB_STEP_SUMMARY
+
+A rerun only grades new or changed submissions (and gives the same grades);
+--student NAME regrades one student; --force regrades everyone.
+
+Examples:
+  python -m autograder grade submissions/ --assignment batchnorm
+  python -m autograder grade canvas_export.zip -a batchnorm --jobs 8
+  python -m autograder grade submissions/ --db postgresql://grader@db/gradebook
+  python -m autograder grade submissions/ --student alice
+"""
+
+CHECK_EPILOG = """\
+Prints one row per test cell (points, maximum), the failed checks, and a final
+line "Points x/y" (the line GitHub Classroom reads). Exits 0 with full marks,
+1 when points are lost, 2 when the notebook cannot be graded.
+
+Example:
+  python -m autograder check notebooks/batchnorm/batchnorm.ipynb
+"""
+
+
+def _limits_args(p: argparse.ArgumentParser) -> None:
+    d = sandbox.Limits()
+    g = p.add_argument_group("limits per submission")
+    g.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=d.cell_timeout,
+        metavar="S",
+        help=f"seconds per cell (default {d.cell_timeout:g})",
+    )
+    g.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=d.notebook_timeout,
+        metavar="S",
+        help=f"seconds per notebook (default {d.notebook_timeout:g})",
+    )
+    g.add_argument(
+        "--memory-mb",
+        type=int,
+        default=d.memory_mb,
+        metavar="MB",
+        help=f"memory per notebook (default {d.memory_mb})",
+    )
+
+
+def _limits(args: argparse.Namespace) -> sandbox.Limits:
+    return sandbox.Limits(
+        cell_timeout=args.cell_timeout,
+        notebook_timeout=args.notebook_timeout,
+        memory_mb=args.memory_mb,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser(
+        "grade",
+        help="grade a folder or zip of submissions",
+        description="Grade a folder (or LMS zip) of submissions with nbgrader's "
+        "pipeline: autograde, feedback, export.",
+        epilog=GRADE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g.add_argument(
+        "submissions",
+        type=Path,
+        metavar="SUBMISSIONS",
+        help="folder with one folder per student, or a .zip",
+    )
+    g.add_argument(
+        "-a",
+        "--assignment",
+        metavar="A",
+        help="grade only this assignment (default: every assignment "
+        "found, matched by notebook name or content)",
+    )
+    g.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="parallel workers (default: the number of cores)",
+    )
+    g.add_argument(
+        "--db",
+        metavar="URL",
+        help="gradebook SQLAlchemy URL (default: SQLite in the work "
+        "folder; e.g. postgresql://user@host/gradebook)",
+    )
+    g.add_argument(
+        "-s",
+        "--student",
+        action="append",
+        default=[],
+        metavar="S",
+        help="grade (again) only this student; repeatable",
+    )
+    g.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="work folder (default: grading/ in the repository, or "
+        "$TRAINLAB_GRADING_DIR)",
+    )
+    g.add_argument(
+        "--force", action="store_true", help="regrade submissions that have not changed"
+    )
+    g.add_argument(
+        "--no-progress", action="store_true", help="no progress bar on stderr"
+    )
+    g.add_argument(
+        "--json", action="store_true", help="print the run's results as JSON on stdout"
+    )
+    _limits_args(g)
+
+    c = sub.add_parser(
+        "check",
+        help="check one notebook and print points per test cell",
+        description="Run the visible and hidden checks on one notebook, as the "
+        "grader will.",
+        epilog=CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("notebook", type=Path, metavar="NOTEBOOK")
+    c.add_argument(
+        "-a",
+        "--assignment",
+        metavar="A",
+        help="the assignment (default: from the file name or content)",
+    )
+    c.add_argument(
+        "--json",
+        metavar="FILE",
+        type=Path,
+        help="also write the result as JSON to FILE",
+    )
+    _limits_args(c)
+    return parser
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from autograder import grading, intake
+
+    opts = grading.Options(
+        submissions=args.submissions,
+        assignment=args.assignment,
+        jobs=max(1, args.jobs),
+        db_url=args.db,
+        students=args.student,
+        work=args.work or cfg.grading_dir(),
+        force=args.force,
+        limits=_limits(args),
+        progress=not args.no_progress,
+    )
+    try:
+        run = grading.grade_folder(opts)
+    except (intake.IntakeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        keep = ("graded", "cached", "errors", "jobs", "seconds", "problems", "work")
+        out = {k: run[k] for k in keep}
+        out["results"] = [
+            {k: r.get(k) for k in ("student", "assignment", "score", "max_score")}
+            for r in run["results"]
+        ]
+        print(json.dumps(out, indent=1))
+    else:
+        print(run["summary"])
+        print(f"feedback, grades.csv, grades.json, summary.md: {run['work']}")
+    return 1 if run["errors"] else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from autograder import grading, report
+
+    if not args.notebook.is_file():
+        print(f"error: {args.notebook} is not a file", file=sys.stderr)
+        return 2
+    try:
+        res = grading.check_notebook(
+            args.notebook, assignment_name=args.assignment, limits=_limits(args)
+        )
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.check_table(res))
+    print()
+    print(report.classroom_line(res))
+    if args.json:
+        lite = {
+            k: v for k, v in res.items() if k not in ("feedback_html", "autograded")
+        }
+        args.json.write_text(json.dumps(lite, indent=1) + "\n")
+    if res.get("status") == "unreadable":
+        return 2
+    return 0 if res["score"] >= res["max_score"] else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "grade":
+        return _grade(args)
+    return _check(args)

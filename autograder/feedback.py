@@ -1,0 +1,161 @@
+"""Per-student feedback HTML, with nbgrader's feedback template, hiding hidden tests.
+
+The feedback notebook is the autograded notebook with, in each test cell:
+
+- the source shown without its ``### BEGIN HIDDEN TESTS`` region (nbgrader's
+  ``ClearHiddenTests``),
+- the outputs of the verification (the check report the student should read;
+  errors as one line, never a traceback that would quote test code),
+- the cell's score (nbgrader's ``GetGrades`` fields ``score``/``points``).
+
+Every output of every cell is then scrubbed of any line of hidden-test source
+(a student could print ``In`` or read frames to copy them into an output).
+The HTML is rendered by nbconvert's ``HTMLExporter`` with nbgrader's
+``feedback`` template and ``CSSHTMLHeaderPreprocessor``, as
+``nbgrader generate_feedback`` does.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from functools import cache
+
+import nbformat
+from nbformat import NotebookNode
+
+from autograder.assignment import Assignment
+
+HIDDEN_MARK = "[hidden test code removed]"
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _clear_hidden(cell: NotebookNode) -> None:
+    from nbgrader.preprocessors import ClearHiddenTests
+
+    try:
+        ClearHiddenTests(enforce_metadata=False)._remove_hidden_test_region(cell)
+    except RuntimeError:  # unbalanced markers: drop the whole source
+        cell.source = HIDDEN_MARK
+
+
+def scrub(text: str, hidden: list[str]) -> str:
+    """``text`` with every line of hidden-test source replaced."""
+    if not text:
+        return text
+    for line in sorted(hidden, key=len, reverse=True):
+        if len(line) >= 4 and line in text:
+            text = text.replace(line, HIDDEN_MARK)
+    return text
+
+
+def _scrub_output(out: NotebookNode, hidden: list[str]) -> None:
+    if "text" in out:
+        out["text"] = scrub(str(out["text"]), hidden)
+    if "evalue" in out:
+        out["evalue"] = scrub(str(out["evalue"]), hidden)
+    if "traceback" in out:
+        out["traceback"] = [scrub(str(t), hidden) for t in out["traceback"]]
+    for mime, value in dict(out.get("data", {})).items():
+        if isinstance(value, str):
+            out["data"][mime] = scrub(value, hidden)
+        elif isinstance(value, list):
+            out["data"][mime] = [scrub(str(v), hidden) for v in value]
+
+
+def feedback_notebook(
+    autograded: NotebookNode,
+    spec: Assignment,
+    scores: dict[str, float],
+    verified_outputs: dict[str, list[dict]],
+    comments: dict[str, str | None],
+    notes: dict[str, str],
+) -> NotebookNode:
+    """The notebook the student sees; see the module docstring.
+
+    Args:
+        autograded: the executed, sanitized submission.
+        spec: the assignment.
+        scores: final score of each grade cell.
+        verified_outputs: the verifier's outputs of each grade cell.
+        comments: comment of each answer cell (``"No response."`` or None).
+        notes: an extra line per grade cell (e.g. why the score differs from
+            what the notebook printed).
+    """
+    fb = copy.deepcopy(autograded)
+    for cell in fb.cells:
+        meta = _meta(cell)
+        gid = meta.get("grade_id")
+        if meta.get("grade") and gid in spec.points:
+            meta["score"] = scores.get(gid, 0.0)
+            meta["points"] = spec.points[gid]
+            if cell.cell_type == "code" and not meta.get("solution"):
+                _clear_hidden(cell)
+                outputs = [copy.deepcopy(o) for o in verified_outputs.get(gid, [])]
+                for o in outputs:
+                    if o["output_type"] == "error":
+                        o["traceback"] = [f"{o['ename']}: {o['evalue']}"]
+                    if o["output_type"] == "execute_result":
+                        o["execution_count"] = cell.get("execution_count")
+                if notes.get(gid):
+                    outputs.insert(
+                        0,
+                        {"output_type": "stream", "name": "stdout", "text": notes[gid]},
+                    )
+                cell.outputs = [nbformat.from_dict(o) for o in outputs]
+        if meta.get("solution") and gid:
+            meta["comment"] = comments.get(gid)
+        if cell.cell_type == "code":
+            for out in cell.get("outputs", []):
+                _scrub_output(out, spec.hidden_lines)
+    return fb
+
+
+@cache
+def _exporter():
+    import nbgrader
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from traitlets.config import Config
+
+    base = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions")
+    c = Config()
+    c.HTMLExporter.template_name = "feedback"
+    c.HTMLExporter.extra_template_basedirs = [
+        os.path.join(base, "formgrader", "templates")
+    ]
+    c.HTMLExporter.extra_template_paths = [
+        os.path.join(
+            base, "formgrader", "static", "node_modules", "bootstrap", "dist", "css"
+        )
+    ]
+    exporter = HTMLExporter(config=c)
+    exporter.register_preprocessor(CSSHTMLHeaderPreprocessor(config=c), enabled=True)
+    return exporter
+
+
+def render_html(
+    fb: NotebookNode,
+    *,
+    notebook: str,
+    student: str,
+    assignment: str,
+    score: float,
+    max_score: float,
+) -> str:
+    """HTML of the feedback notebook with nbgrader's feedback template."""
+    resources = {
+        "nbgrader": {
+            "notebook": notebook,
+            "assignment": assignment,
+            "student": student,
+            "score": score,
+            "max_score": max_score,
+            "late_penalty": 0.0,
+        }
+    }
+    html, _ = _exporter().from_notebook_node(fb, resources=resources)
+    return html

@@ -1,0 +1,195 @@
+"""The nbgrader gradebook, written one submission per transaction.
+
+nbgrader's ``Gradebook`` (SQLite by default, any SQLAlchemy URL such as
+``postgresql://...``) holds students, submissions and the score of every grade
+cell. nbgrader's own methods commit after each step; :meth:`Book.record`
+instead builds a whole submission (student, submitted assignment and notebook,
+every ``Grade`` and ``Comment``, as ``Gradebook.add_submission`` and
+``SaveAutoGrades`` would) and the grader's own result row in one session and
+commits once. A grading run killed at any moment (even with SIGKILL) leaves
+each submission either fully recorded or not at all; the next run grades what
+is missing.
+
+The table ``autograder_results`` (one row per student and assignment) keeps
+the full result as JSON and the content hash of what was graded, so a rerun
+skips unchanged submissions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+from sqlalchemy import Column, DateTime, Float, MetaData, String, Table, Text, select
+
+_META = MetaData()
+RESULTS = Table(
+    "autograder_results",
+    _META,
+    Column("assignment", String(128), primary_key=True),
+    Column("student", String(128), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("max_score", Float, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("graded_at", DateTime, nullable=False),
+)
+
+
+class Book:
+    """The gradebook at ``url`` (created if missing).
+
+    Args:
+        url: an SQLAlchemy URL, e.g. ``sqlite:///grading/gradebook.db``.
+        course_id: nbgrader's course id.
+    """
+
+    def __init__(self, url: str, course_id: str) -> None:
+        from nbgrader.api import Gradebook
+
+        # nbgrader runs the `alembic` command for a new database: find ours
+        bin_dir = os.path.dirname(sys.executable)
+        path = os.environ.get("PATH", "")
+        if bin_dir not in path.split(os.pathsep):
+            os.environ["PATH"] = os.pathsep.join([bin_dir, path])
+        self.url = url
+        self.gb = Gradebook(url, course_id)
+        _META.create_all(self.gb.engine)
+
+    def close(self) -> None:
+        self.gb.close()
+
+    def __enter__(self) -> Book:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- assignments
+
+    def register(self, spec, prepared) -> None:
+        """Record the assignment's cells (nbgrader SaveCells), if they changed."""
+        from nbgrader.api import MissingEntry
+
+        from autograder.assignment import register
+
+        try:
+            nb = self.gb.find_notebook(spec.notebook, spec.name)
+            known = {c.name: c for c in nb.source_cells}
+            same = (
+                len(known) == len(spec.source_cells)
+                and all(
+                    n in known
+                    and known[n].source == info["source"]
+                    and known[n].checksum == info["checksum"]
+                    for n, info in spec.source_cells.items()
+                )
+                and {c.name: c.max_score for c in nb.grade_cells} == spec.points
+            )
+        except MissingEntry:
+            same = False
+        if not same:
+            register(self.gb, spec, prepared, self.url)
+        self.gb.db.expire_all()
+
+    # -- cache
+
+    def digest(self, assignment: str, student: str) -> str | None:
+        row = self.gb.db.execute(
+            select(RESULTS.c.digest).where(
+                RESULTS.c.assignment == assignment, RESULTS.c.student == student
+            )
+        ).first()
+        return row[0] if row else None
+
+    def results(self) -> list[dict]:
+        """Every stored result, sorted by assignment and student."""
+        rows = self.gb.db.execute(
+            select(RESULTS.c.result).order_by(RESULTS.c.assignment, RESULTS.c.student)
+        ).all()
+        return [json.loads(r[0]) for r in rows]
+
+    # -- one submission, one transaction
+
+    def record(self, result: dict, digest: str, timestamp=None) -> None:
+        """Write one graded submission and its result row; commit once."""
+        from nbgrader import api
+
+        db = self.gb.db
+        try:
+            student = db.get(api.Student, result["student"])
+            if student is None:
+                student = api.Student(id=result["student"])
+                db.add(student)
+            assignment = self.gb.find_assignment(result["assignment"])
+            try:
+                sub = self.gb.find_submission(result["assignment"], result["student"])
+            except api.MissingEntry:
+                sub = api.SubmittedAssignment(assignment=assignment, student=student)
+                db.add(sub)
+            if timestamp is not None:
+                sub.timestamp = timestamp
+            cells = result.get("cells", {})
+            comments = result.get("comments", {})
+            for notebook in assignment.notebooks:
+                snb = next((n for n in sub.notebooks if n.notebook == notebook), None)
+                if snb is None:
+                    snb = api.SubmittedNotebook(notebook=notebook, assignment=sub)
+                    db.add(snb)
+                grades = {g.cell_id: g for g in snb.grades}
+                for cell in notebook.grade_cells:
+                    grade = grades.get(cell.id) or api.Grade(
+                        cell_id=cell.id, notebook=snb
+                    )
+                    grade.auto_score = float(cells.get(cell.name, {}).get("score", 0.0))
+                    grade.needs_manual_grade = grade.manual_score is not None
+                    db.add(grade)
+                known = {c.cell_id: c for c in snb.comments}
+                for cell in list(notebook.solution_cells) + list(notebook.task_cells):
+                    comment = known.get(cell.id) or api.Comment(
+                        cell_id=cell.id, notebook=snb
+                    )
+                    comment.auto_comment = comments.get(cell.name)
+                    db.add(comment)
+            db.execute(
+                RESULTS.delete().where(
+                    RESULTS.c.assignment == result["assignment"],
+                    RESULTS.c.student == result["student"],
+                )
+            )
+            db.execute(
+                RESULTS.insert().values(
+                    assignment=result["assignment"],
+                    student=result["student"],
+                    digest=digest,
+                    score=float(result.get("score", 0.0)),
+                    max_score=float(result.get("max_score", 0.0)),
+                    result=json.dumps(result),
+                    graded_at=datetime.datetime.now(datetime.UTC).replace(tzinfo=None),
+                )
+            )
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+    # -- export
+
+    def export_csv(self, path: Path) -> None:
+        """nbgrader's CSV export (``nbgrader export``) of every grade."""
+        from nbgrader.plugins import CsvExportPlugin
+
+        self.gb.db.expire_all()
+        CsvExportPlugin(to=str(path)).export(self.gb)
+
+    def scores(self) -> dict[tuple[str, str], float]:
+        """``(assignment, student) -> score`` as nbgrader computes it."""
+        self.gb.db.expire_all()
+        found = {}
+        for assignment in self.gb.assignments:
+            for sub in assignment.submissions:
+                found[(assignment.name, sub.student.id)] = float(sub.score)
+        return found

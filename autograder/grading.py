@@ -1,0 +1,318 @@
+"""A grading run: intake, the worker pool, the gradebook, the exports.
+
+:func:`grade_folder` is ``python -m autograder grade``; :func:`check_notebook`
+is ``python -m autograder check``. Both grade through the same worker
+(:mod:`autograder.worker`); only ``grade`` writes a gradebook.
+
+Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
+
+    gradebook.db                        (SQLite, unless --db)
+    submitted/<student>/<assignment>/<assignment>.ipynb
+    autograded/<student>/<assignment>/<assignment>.ipynb
+    feedback/<student>/<assignment>/<assignment>.html
+    grades.csv  grades.json  summary.md  logs/
+
+A rerun skips a submission whose content hash (the notebook, the assignment
+source, the grader's code and limits) matches the stored one; ``--student``
+regrades the named students whatever their hash; ``--force`` regrades all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder import assignment as asg
+from autograder import intake, report, sandbox
+from autograder import nbgrader_config as cfg
+
+ROOT = cfg.ROOT
+
+
+@dataclass
+class Options:
+    """The settings of one grading run (the command-line flags)."""
+
+    submissions: Path
+    assignment: str | None = None
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    db_url: str | None = None
+    students: list[str] = field(default_factory=list)
+    work: Path = field(default_factory=cfg.grading_dir)
+    force: bool = False
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    progress: bool = True
+    source_root: Path = asg.SOURCE
+
+
+def code_version() -> str:
+    """A hash of the grader's and the reference library's code."""
+    h = hashlib.sha256()
+    for folder in (ROOT / "autograder", ROOT / "src" / "trainlab"):
+        for path in sorted(folder.rglob("*.py")):
+            h.update(str(path.relative_to(ROOT)).encode())
+            h.update(path.read_bytes())
+    import nbgrader
+
+    h.update(nbgrader.__version__.encode())
+    return h.hexdigest()
+
+
+def _policy(opts: Options, extra_hidden: list[Path]) -> dict:
+    hide = [opts.source_root, opts.work, ROOT / ".git", *extra_hidden]
+    if opts.db_url and opts.db_url.startswith("sqlite:///"):
+        hide.append(Path(opts.db_url.removeprefix("sqlite:///")).parent)
+    needed = [ROOT, Path(sys.prefix), Path(sys.base_prefix)]
+    hide = [
+        str(p.resolve())
+        for p in hide
+        if p.exists()
+        and not any(n.resolve().is_relative_to(p.resolve()) for n in needed)
+    ]
+    uid = sandbox.BASE_UID if os.geteuid() == 0 else None
+    policy = sandbox.course_policy(str(ROOT), hide=tuple(hide), uid=uid)
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in policy.__dict__.items()
+    }
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _paths(work: Path, student: str, name: str) -> dict[str, Path]:
+    return {
+        "submitted": work / "submitted" / student / name / f"{name}.ipynb",
+        "autograded": work / "autograded" / student / name / f"{name}.ipynb",
+        "feedback": work / "feedback" / student / name / f"{name}.html",
+    }
+
+
+def _load_specs(names: list[str], root: Path) -> dict:
+    loaded = {}
+    for name in names:
+        loaded[name] = asg.load(name, root)
+    return loaded
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        file=sys.stderr,
+        disable=not enabled or total == 0,
+        unit="notebook",
+        desc="grading",
+        dynamic_ncols=True,
+    )
+
+
+def grade_folder(opts: Options) -> dict:
+    """Grade every submission under ``opts.submissions``; returns run statistics.
+
+    Raises:
+        intake.IntakeError: the submissions cannot be read.
+        ValueError: an unknown assignment.
+    """
+    from autograder.gradebook import Book
+    from autograder.pool import Pool
+
+    start = time.monotonic()
+    work = opts.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    names = asg.available(opts.source_root)
+    if opts.assignment and opts.assignment not in names:
+        known = ", ".join(names) or "none"
+        raise ValueError(f"unknown assignment {opts.assignment!r}; known: {known}")
+    loaded = _load_specs(
+        [opts.assignment] if opts.assignment else names, opts.source_root
+    )
+    specs = {n: s for n, (s, _) in loaded.items()}
+    subs, problems = intake.collect(
+        opts.submissions, specs, assignment=opts.assignment, work=work
+    )
+    if opts.students:
+        wanted = {intake.safe_id(s) for s in opts.students}
+        missing = wanted - {s.student for s in subs}
+        problems += [f"--student {m}: no submission found" for m in sorted(missing)]
+        subs = [s for s in subs if s.student in wanted]
+    db_url = opts.db_url or f"sqlite:///{work / 'gradebook.db'}"
+    version = code_version()
+    limits_key = json.dumps(opts.limits.to_dict(), sort_keys=True)
+    run = {"graded": 0, "cached": 0, "errors": 0, "jobs": 0, "isolation": {}}
+    with Book(db_url, cfg.COURSE_ID) as book:
+        for name in sorted({s.assignment for s in subs}):
+            book.register(*loaded[name])
+        todo = []
+        for sub in subs:
+            spec = specs[sub.assignment]
+            h = hashlib.sha256()
+            for part in (
+                sub.path.read_bytes(),
+                spec.digest.encode(),
+                version.encode(),
+                limits_key.encode(),
+            ):
+                h.update(hashlib.sha256(part).digest())
+            digest = h.hexdigest()
+            paths = _paths(work, sub.student, sub.assignment)
+            fresh = (
+                not opts.force
+                and not opts.students
+                and book.digest(sub.assignment, sub.student) == digest
+                and paths["feedback"].exists()
+            )
+            if fresh:
+                run["cached"] += 1
+                continue
+            todo.append((sub, digest, paths))
+        extra = [opts.submissions.resolve()]
+        policy = _policy(opts, extra)
+        jobs = {
+            f"{i}": {
+                "student": sub.student,
+                "assignment": sub.assignment,
+                "path": str(sub.path),
+                "file": sub.file,
+                "notes": sub.notes,
+                "source": str(asg.source_path(sub.assignment, opts.source_root)),
+            }
+            for i, (sub, _, _) in enumerate(todo)
+        }
+        n = min(max(1, opts.jobs), len(todo)) if todo else 0
+        run["jobs"] = n
+        if todo:
+            bar = _progress(len(todo), opts.progress)
+            with Pool(
+                n,
+                {k: specs[k].to_dict() for k in {s.assignment for s, _, _ in todo}},
+                opts.limits.to_dict(),
+                policy,
+                work / "logs",
+            ) as pool:
+                for res in pool.run(list(jobs.items())):
+                    sub, digest, paths = todo[int(res["key"])]
+                    _finish(book, res, sub, digest, paths, run)
+                    bar.update(1)
+            bar.close()
+        book.export_csv(work / "grades.csv")
+        results = book.results()
+        scores = book.scores()
+    for r in results:  # the gradebook's own total (manual grades included)
+        r["gradebook_score"] = scores.get((r["assignment"], r["student"]))
+    report.grades_json(results, work / "grades.json")
+    run["seconds"] = time.monotonic() - start
+    text = report.summary_markdown(results, run=run, problems=problems)
+    report.write_summary(text, work / "summary.md")
+    run.update(results=results, problems=problems, summary=text, work=str(work))
+    return run
+
+
+def _finish(book, res: dict, sub, digest: str, paths: dict, run: dict) -> None:
+    """Write the files of one result, then its gradebook transaction."""
+    if res.get("status") == "grader-error":
+        run["errors"] += 1
+        res.setdefault("cells", {})
+        res.update(score=0.0, max_score=0.0, messages=[res.get("error", "")])
+        res["student"], res["assignment"] = sub.student, sub.assignment
+        run.setdefault("failed", []).append(res)
+        return
+    run["graded"] += 1
+    if not run["isolation"] and res.get("isolation"):
+        run["isolation"] = res["isolation"]
+    _write(paths["submitted"], sub.path.read_bytes())
+    if res.get("autograded"):
+        _write(paths["autograded"], res["autograded"])
+    _write(paths["feedback"], res["feedback_html"])
+    lite = {
+        k: v for k, v in res.items() if k not in ("feedback_html", "autograded", "key")
+    }
+    book.record(lite, digest, timestamp=_timestamp(sub.timestamp))
+
+
+def _timestamp(text: str | None):
+    if not text:
+        return None
+    try:
+        from nbgrader.utils import parse_utc
+
+        return parse_utc(text)
+    except Exception:  # noqa: BLE001 - an unreadable timestamp is ignored
+        return None
+
+
+def check_notebook(
+    path: Path,
+    *,
+    assignment_name: str | None = None,
+    limits: sandbox.Limits | None = None,
+    source_root: Path = asg.SOURCE,
+) -> dict:
+    """Grade one notebook without a gradebook (``python -m autograder check``).
+
+    Raises:
+        ValueError: the assignment cannot be told from the notebook.
+    """
+    from autograder.pool import Pool
+
+    limits = limits or sandbox.Limits()
+    names = asg.available(source_root)
+    if assignment_name is None:
+        stem = path.stem
+        if stem in names:
+            assignment_name = stem
+        else:
+            loaded = _load_specs(names, source_root)
+            subs, _ = intake._from_files(
+                "student",
+                [(path, path.name)],
+                {n: s for n, (s, _) in loaded.items()},
+                None,
+            )
+            if not subs:
+                raise ValueError(
+                    f"cannot tell which assignment {path.name} belongs to; "
+                    f"pass --assignment (one of {', '.join(names)})"
+                )
+            assignment_name = subs[0].assignment
+    if assignment_name not in names:
+        raise ValueError(f"unknown assignment {assignment_name!r}")
+    spec, _ = asg.load(assignment_name, source_root)
+    work = Path(tempfile.mkdtemp(prefix="autograder-check-"))
+    try:
+        opts = Options(
+            submissions=path, work=work, source_root=source_root, limits=limits
+        )
+        policy = _policy(opts, [path.resolve().parent])
+        job = {
+            "student": "student",
+            "assignment": assignment_name,
+            "path": str(path),
+            "file": path.name,
+            "notes": [],
+            "source": str(asg.source_path(assignment_name, source_root)),
+        }
+        with Pool(
+            1,
+            {assignment_name: spec.to_dict()},
+            limits.to_dict(),
+            policy,
+            work / "logs",
+        ) as pool:
+            (res,) = list(pool.run([("0", job)]))
+        if res.get("status") == "grader-error":
+            raise RuntimeError(f"the grader failed:\n{res.get('error')}")
+        return res
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

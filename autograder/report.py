@@ -1,0 +1,131 @@
+"""What a grading run writes for people: grades.json, a Markdown summary, a check table.
+
+The Markdown summary is written to ``<work>/summary.md`` and appended to
+``$GITHUB_STEP_SUMMARY`` when that variable is set (a GitHub Actions job
+summary). It lists every submission with its score and a "needs review"
+section: submissions that could not be read, notebooks stopped by a limit,
+cells where the notebook's own run and the independent verification disagree,
+and the static scan's findings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from autograder import sandbox
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:g}"
+
+
+def grades_json(results: list[dict], path: Path) -> None:
+    """Every stored result, without the bulky notebook and HTML."""
+    keep = [
+        {k: v for k, v in r.items() if k not in ("feedback_html", "autograded", "key")}
+        for r in results
+    ]
+    path.write_text(json.dumps({"submissions": keep}, indent=1) + "\n")
+
+
+def needs_review(r: dict) -> list[str]:
+    """Reasons an instructor should look at this submission."""
+    reasons = []
+    if r.get("status") not in ("graded", None):
+        reasons.append(f"status: {r['status']}")
+    for gid, c in r.get("cells", {}).items():
+        if c.get("disagree"):
+            reasons.append(
+                f"{gid}: notebook's own run {_fmt(c.get('in_kernel'))}, verified "
+                f"{_fmt(c['score'])} (verified counts)"
+            )
+    for m in r.get("messages", []):
+        if m.startswith(("notebook run stopped", "the file", "nbgrader could not")):
+            reasons.append(m)
+    reasons += [f"scan: {f}" for f in r.get("scan", [])]
+    if r.get("error"):
+        reasons.append("grader error: " + r["error"].strip().splitlines()[-1])
+    return reasons
+
+
+def summary_markdown(
+    results: list[dict],
+    *,
+    run: dict,
+    problems: list[str],
+    title: str = "Grading summary",
+) -> str:
+    """The Markdown summary of a run (see the module docstring)."""
+    lines = [f"## {title}", ""]
+    lines.append(
+        f"{run.get('graded', 0)} graded, {run.get('cached', 0)} unchanged (kept), "
+        f"{run.get('errors', 0)} grader errors, in {run.get('seconds', 0):.1f} s "
+        f"with {run.get('jobs', 1)} workers."
+    )
+    if run.get("isolation"):
+        lines += ["", f"Sandbox: {sandbox.describe(run['isolation'])}."]
+    lines += [
+        "",
+        "| student | assignment | score | max | review |",
+        "|---|---|---:|---:|---|",
+    ]
+    for r in sorted(
+        results, key=lambda r: (r.get("assignment", ""), r.get("student", ""))
+    ):
+        flag = "yes" if needs_review(r) else ""
+        lines.append(
+            f"| {r.get('student')} | {r.get('assignment')} | "
+            f"{_fmt(r.get('score'))} | {_fmt(r.get('max_score'))} | {flag} |"
+        )
+    review = [(r, needs_review(r)) for r in results]
+    review = [(r, why) for r, why in review if why]
+    if review or problems:
+        lines += ["", "### Needs review", ""]
+        for r, why in review:
+            lines.append(f"- **{r.get('student')} / {r.get('assignment')}**")
+            lines += [f"  - {w}" for w in why[:12]]
+        for p in problems:
+            lines.append(f"- intake: {p}")
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(text: str, path: Path) -> None:
+    path.write_text(text)
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if target:
+        with open(target, "a") as f:
+            f.write(text)
+
+
+def check_table(result: dict) -> str:
+    """The per-cell table ``python -m autograder check`` prints."""
+    rows = [("cell", "points", "max", "status")]
+    for gid, c in result.get("cells", {}).items():
+        status = "ok" if c["score"] >= c["max_score"] else "points lost"
+        rows.append((gid, _fmt(c["score"]), _fmt(c["max_score"]), status))
+    rows.append(("total", _fmt(result.get("score")), _fmt(result.get("max_score")), ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    out = []
+    for k, r in enumerate(rows):
+        out.append(
+            "  ".join(
+                (r[i].rjust(widths[i]) if i in (1, 2) else r[i].ljust(widths[i]))
+                for i in range(4)
+            ).rstrip()
+        )
+        if k == 0 or k == len(rows) - 2:
+            out.append("  ".join("-" * w for w in widths))
+    details = []
+    for gid, c in result.get("cells", {}).items():
+        if c["score"] < c["max_score"] and c.get("problems"):
+            details.append(f"\n{gid}:")
+            details += [f"  {line}" for line in c["problems"].splitlines()]
+    notes = [f"note: {m}" for m in result.get("messages", [])]
+    return "\n".join(out + details + ([""] + notes if notes else []))
+
+
+def classroom_line(result: dict) -> str:
+    """GitHub Classroom reads the points from a ``Points x/y`` line."""
+    return f"Points {_fmt(result.get('score', 0))}/{_fmt(result.get('max_score', 0))}"

@@ -1,0 +1,341 @@
+"""A grading worker: imports torch once, then grades one notebook at a time.
+
+Started by :mod:`autograder.pool` as ``python -m autograder.worker`` with a
+socket on the file descriptor named by ``AUTOGRADER_WORKER_FD``. It never runs
+student code itself: for each submission it forks sandboxed children
+(:mod:`autograder.kernel` for the notebook, :mod:`autograder.runner` for the
+functions) and runs the verification and the feedback rendering itself.
+
+One submission (:func:`grade`):
+
+1. read the file (size-capped) as a notebook; scan it (:mod:`autograder.scan`);
+2. nbgrader's sanitize step (:func:`autograder.assignment.sanitize`);
+3. execute it in the sandbox; nbgrader's ``LimitOutput``; in-kernel scores with
+   nbgrader's ``determine_grade``;
+4. verification (:mod:`autograder.verify`): the scores that count;
+5. comments (nbgrader's "No response." for untouched answers) and feedback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import re
+import signal
+import socket
+import sys
+import time
+import traceback
+
+import nbformat
+
+from autograder import ipc, kernel, sandbox, verify
+from autograder.assignment import Assignment, sanitize
+from autograder.feedback import feedback_notebook, render_html
+
+_IMPORT = re.compile(r"^\s*from\s+(autograder\.checks\.\w+)\s+import", re.M)
+
+
+def _meta(cell) -> dict:
+    return (
+        cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
+    )
+
+
+def _read(
+    path: str, limits: sandbox.Limits
+) -> tuple[nbformat.NotebookNode | None, str]:
+    """The notebook at ``path``, or None and why not."""
+    size = os.path.getsize(path)
+    if size > limits.notebook_mb * 1024 * 1024:
+        return None, (
+            f"the file is {size / 2**20:.1f} MB, over the limit of "
+            f"{limits.notebook_mb} MB; it was not graded"
+        )
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("no cells")
+    except RecursionError:
+        return None, "the file is not a notebook: nested too deeply"
+    except Exception as exc:  # noqa: BLE001 - any malformed input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, f"the file is not a valid notebook ({type(exc).__name__}: {first})"
+    return nb, ""
+
+
+def _scan(nb, source_path: str) -> list[str]:
+    try:
+        from autograder.scan import scan_notebook
+
+        return [str(f) for f in scan_notebook(nb, source_path)]
+    except Exception as exc:  # noqa: BLE001 - the scan is advisory
+        return [f"the static scan failed: {type(exc).__name__}: {exc}"]
+
+
+def _limit_output(nb) -> None:
+    from nbgrader.preprocessors import LimitOutput
+
+    LimitOutput().preprocess(nb, {})
+
+
+def _in_kernel_scores(nb, spec: Assignment) -> dict[str, float]:
+    from nbgrader.utils import determine_grade
+
+    scores = {}
+    for cell in nb.cells:
+        meta = _meta(cell)
+        gid = meta.get("grade_id")
+        if meta.get("grade") and gid in spec.points and gid not in scores:
+            try:
+                score, _ = determine_grade(cell)
+            except ValueError:  # partial credit above the maximum
+                score = 0.0
+            scores[gid] = float(score or 0.0)
+    return scores
+
+
+def _comments(nb, spec: Assignment) -> dict[str, str | None]:
+    """nbgrader's SaveAutoGrades comments: 'No response.' for an untouched answer."""
+    from nbgrader.utils import compute_checksum, is_task
+
+    found: dict[str, str | None] = {gid: "No response." for gid in spec.solutions}
+    if nb is None:
+        return found
+    for cell in nb.cells:
+        meta = _meta(cell)
+        gid = meta.get("grade_id")
+        if not meta.get("solution") or gid not in found:
+            continue
+        try:
+            same = meta.get("checksum") == compute_checksum(cell)
+        except Exception:  # noqa: BLE001 - forged metadata
+            same = False
+        found[gid] = "No response." if same and not is_task(cell) else None
+    return found
+
+
+def _failed_lines(outputs: list[dict], limit: int = 6) -> str:
+    """The lines of a check report that say what went wrong."""
+    text = "".join(o.get("text", "") for o in outputs if o["output_type"] == "stream")
+    lines = [ln.strip() for ln in text.splitlines()]
+    keep = [ln for ln in lines if ln.startswith("[FAIL]")]
+    errors = [
+        f"{o['ename']}: {o['evalue']}" for o in outputs if o["output_type"] == "error"
+    ]
+    out = (errors + keep)[:limit]
+    return "\n".join(out)
+
+
+def _empty_notebook(message: str):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell(f"**Not graded.** {message}")]
+    return nb
+
+
+def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
+    """Grade one submission; see the module docstring.
+
+    Args:
+        job: ``{"student", "assignment", "path", "file", "notes", "source"}``.
+        spec: the assignment.
+        limits: resource limits.
+        policy: the sandbox policy.
+
+    Returns:
+        A JSON-able result: ``score``, ``max_score``, per-cell ``cells``,
+        ``messages``, ``scan``, ``isolation``, ``timing``, plus ``autograded``
+        (notebook JSON or None) and ``feedback_html``.
+    """
+    t0 = time.monotonic()
+    result = {
+        "student": job["student"],
+        "assignment": spec.name,
+        "notebook": spec.notebook,
+        "file": job.get("file", ""),
+        "status": "graded",
+        "messages": list(job.get("notes", [])),
+        "cells": {},
+        "scan": [],
+        "isolation": {},
+        "timing": {},
+    }
+    nb, why = _read(job["path"], limits) if job.get("path") else (None, "no notebook")
+    if nb is None:
+        result["status"] = "unreadable"
+        result["messages"].append(why)
+    else:
+        result["scan"] = _scan(nb, job["source"])
+    sanitized = None
+    if nb is not None:
+        try:
+            sanitized, warnings = sanitize(copy.deepcopy(nb), spec)
+            result["messages"] += [f"nbgrader: {w}" for w in dict.fromkeys(warnings)]
+        except Exception as exc:  # noqa: BLE001 - nbgrader refuses the notebook
+            result["status"] = "invalid-metadata"
+            result["messages"].append(
+                "nbgrader could not read the notebook's grading metadata "
+                f"({type(exc).__name__}: {str(exc)[:200]}); nbgrader would not "
+                "grade it. The verification below graded the functions anyway."
+            )
+    in_kernel: dict[str, float] = {}
+    if sanitized is not None:
+        info = kernel.execute(sanitized, limits=limits, policy=policy)
+        _limit_output(sanitized)
+        in_kernel = _in_kernel_scores(sanitized, spec)
+        result["isolation"] = info["applied"]
+        result["timing"]["execute"] = round(info["seconds"], 3)
+        if info["status"] != "ok":
+            result["messages"].append(
+                f"notebook run stopped ({info['status']}): "
+                f"cell {info['cell']}: {info['message']}"
+            )
+    t1 = time.monotonic()
+    v = verify.verify(
+        sanitized if sanitized is not None else nb, spec, limits=limits, policy=policy
+    )
+    result["timing"]["verify"] = round(time.monotonic() - t1, 3)
+    result["messages"] += v.notes
+    if not result["isolation"]:
+        result["isolation"] = v.applied
+    scores, notes = {}, {}
+    for gid, points in spec.points.items():
+        cell = v.cells.get(gid)
+        score = cell.score if cell else 0.0
+        scores[gid] = score
+        kscore = in_kernel.get(gid)
+        entry = {
+            "score": score,
+            "max_score": points,
+            "in_kernel": kscore,
+            "report": "".join(
+                o.get("text", "")
+                for o in (cell.outputs if cell else [])
+                if o["output_type"] == "stream"
+            )[:4000],
+            "problems": _failed_lines(cell.outputs) if cell else "not verified",
+        }
+        if kscore is not None and abs(kscore - score) > 1e-9:
+            entry["disagree"] = True
+            line = (
+                f"{gid}: the notebook's own run scored {kscore:g}/{points:g}, the "
+                f"independent verification {score:g}/{points:g}; the verification "
+                "counts"
+            )
+            result["messages"].append(line)
+            notes[gid] = f"[grader] {line}\n"
+        result["cells"][gid] = entry
+    result["score"] = float(sum(scores.values()))
+    result["max_score"] = spec.max_score
+    comments = _comments(sanitized, spec)
+    result["comments"] = comments
+    base = (
+        sanitized
+        if sanitized is not None
+        else _empty_notebook(
+            result["messages"][-1] if result["messages"] else "unreadable"
+        )
+    )
+    outputs = {gid: c.outputs for gid, c in v.cells.items()}
+    t2 = time.monotonic()
+    fb = feedback_notebook(base, spec, scores, outputs, comments, notes)
+    result["feedback_html"] = render_html(
+        fb,
+        notebook=spec.notebook,
+        student=job["student"],
+        assignment=spec.name,
+        score=result["score"],
+        max_score=spec.max_score,
+    )
+    result["timing"]["feedback"] = round(time.monotonic() - t2, 3)
+    result["autograded"] = nbformat.writes(sanitized) if sanitized is not None else None
+    result["timing"]["total"] = round(time.monotonic() - t0, 3)
+    return result
+
+
+def _preload(specs: dict[str, Assignment]) -> None:
+    """Import what every submission needs, once, before forking children."""
+    import importlib
+
+    import torch
+
+    torch.set_num_threads(1)
+    import IPython.core.interactiveshell  # noqa: F401
+    import nbgrader.preprocessors  # noqa: F401
+
+    from autograder import runner
+
+    runner.install_guard_bridge()
+    for spec in specs.values():
+        for _, src in spec.tests:
+            for module in _IMPORT.findall(src):
+                with contextlib.suppress(Exception):
+                    importlib.import_module(module)
+    render_html(
+        _empty_notebook("warm-up"),
+        notebook="x",
+        student="x",
+        assignment="x",
+        score=0,
+        max_score=0,
+    )
+
+
+def serve(sock: socket.socket) -> None:
+    """Answer messages until the parent goes away."""
+    specs: dict[str, Assignment] = {}
+    limits = sandbox.Limits()
+    policy = sandbox.Policy()
+    while True:
+        try:
+            msg = ipc.recv_json(sock)
+        except ipc.ChannelError:
+            return
+        kind = msg.get("type")
+        if kind == "init":
+            specs = {k: Assignment.from_dict(v) for k, v in msg["specs"].items()}
+            limits = sandbox.Limits(**msg["limits"])
+            policy = sandbox.Policy(
+                **{
+                    k: tuple(v) if isinstance(v, list) else v
+                    for k, v in msg["policy"].items()
+                }
+            )
+            _preload(specs)
+            ipc.send_json(sock, {"type": "ready", "pid": os.getpid()})
+        elif kind == "grade":
+            job = msg["job"]
+            try:
+                res = grade(job, specs[job["assignment"]], limits, policy)
+            except Exception:  # noqa: BLE001 - the grader's own failure
+                res = {
+                    "student": job.get("student"),
+                    "assignment": job.get("assignment"),
+                    "status": "grader-error",
+                    "error": traceback.format_exc()[-4000:],
+                }
+            res["key"] = msg.get("key")
+            ipc.send_json(sock, {"type": "result", "result": res})
+        elif kind == "stop":
+            return
+
+
+def main() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # die with the parent
+    if os.getppid() == 1:
+        sys.exit(0)
+    sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    sock = socket.socket(fileno=int(os.environ.pop("AUTOGRADER_WORKER_FD")))
+    serve(sock)
+
+
+if __name__ == "__main__":
+    main()
