@@ -111,10 +111,10 @@ def batchnorm_forward(
 
     if training:
         _check_batch_size(n, x, "batchnorm_forward")
-        # each line is one node of the computational graph
-        mu = x.mean(dim=0)  # (D,)
-        xc = x - mu  # (N, D)
-        var = (xc * xc).mean(dim=0)  # (D,) biased
+        # the nodes of the computational graph, numbered as in batchnorm_backward
+        mu = x.mean(dim=0)  # (D,) node 1
+        xc = x - mu  # (N, D) node 2
+        var = (xc * xc).mean(dim=0)  # (D,) nodes 3 and 4, biased
         with torch.no_grad():
             running_mean.mul_(1 - momentum).add_(mu, alpha=momentum)
             running_var.mul_(1 - momentum).add_(var, alpha=momentum * n / (n - 1))
@@ -123,12 +123,12 @@ def batchnorm_forward(
         mu = running_mean  # (D,)
         xc = x - mu  # (N, D)
         var = running_var  # (D,)
-    std = torch.sqrt(var + eps)  # (D,)
-    inv_std = 1.0 / std  # (D,)
+    std = torch.sqrt(var + eps)  # (D,) node 5
+    inv_std = 1.0 / std  # (D,) node 6
     # in place: xc is our own temporary, and the backward pass recomputes it
     # from x and mu, which saves holding one more (N, D) tensor
-    x_hat = xc.mul_(inv_std)  # (N, D)
-    out = torch.addcmul(beta, x_hat, gamma)  # gamma * x_hat + beta, (N, D)
+    x_hat = xc.mul_(inv_std)  # (N, D) node 7
+    out = torch.addcmul(beta, x_hat, gamma)  # (N, D) node 8: gamma * x_hat + beta
 
     cache = {
         "training": training,
