@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from functools import cache
 
 import nbformat
@@ -114,10 +115,47 @@ def feedback_notebook(
     return fb
 
 
+def _exporter_class():
+    from nbconvert.exporters import HTMLExporter, TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    class Exporter(HTMLExporter):
+        """HTMLExporter without its BeautifulSoup pass (most of the time spent).
+
+        That pass only adds ``alt`` text to images and ``tabindex`` to JupyterLab
+        cells; the feedback template has no such cells, and the ``alt`` text is
+        added here with a regular expression.
+        """
+
+        def from_notebook_node(self, nb, resources=None, **kw):
+            info = nb.metadata.get("language_info", {})
+            lexer = info.get("pygments_lexer", info.get("name", None))
+            highlight = self.filters.get(
+                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)
+            )
+            resources = self._init_resources(resources)
+            data_type = WidgetsDataTypeFilter(
+                notebook_metadata=self._nb_metadata, parent=self, resources=resources
+            )
+            self.register_filter("highlight_code", highlight)
+            self.register_filter("filter_data_type", data_type)
+            html, resources = TemplateExporter.from_notebook_node(
+                self, nb, resources, **kw
+            )
+            html = _NO_ALT.sub(f'<img alt="{_ALT}"', html)
+            return html, resources
+
+    return Exporter
+
+
+_NO_ALT = re.compile(r"<img(?![^>]*\balt=)")
+_ALT = "No description has been provided for this image"
+
+
 @cache
 def _exporter():
     import nbgrader
-    from nbconvert.exporters import HTMLExporter
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from traitlets.config import Config
 
@@ -132,7 +170,7 @@ def _exporter():
             base, "formgrader", "static", "node_modules", "bootstrap", "dist", "css"
         )
     ]
-    exporter = HTMLExporter(config=c)
+    exporter = _exporter_class()(config=c)
     exporter.register_preprocessor(CSSHTMLHeaderPreprocessor(config=c), enabled=True)
     return exporter
 

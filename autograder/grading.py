@@ -143,72 +143,63 @@ def grade_folder(opts: Options) -> dict:
         opts.submissions, specs, assignment=opts.assignment, work=work
     )
     if opts.students:
-        wanted = {intake.safe_id(s) for s in opts.students}
-        missing = wanted - {s.student for s in subs}
+        chosen = {intake.safe_id(s) for s in opts.students}
+        missing = chosen - {s.student for s in subs}
         problems += [f"--student {m}: no submission found" for m in sorted(missing)]
-        subs = [s for s in subs if s.student in wanted]
+        subs = [s for s in subs if s.student in chosen]
     db_url = opts.db_url or f"sqlite:///{work / 'gradebook.db'}"
     version = code_version()
     limits_key = json.dumps(opts.limits.to_dict(), sort_keys=True)
     run = {"graded": 0, "cached": 0, "errors": 0, "jobs": 0, "isolation": {}}
-    with Book(db_url, cfg.COURSE_ID) as book:
-        for name in sorted({s.assignment for s in subs}):
-            book.register(*loaded[name])
-        todo = []
-        for sub in subs:
-            spec = specs[sub.assignment]
-            h = hashlib.sha256()
-            for part in (
-                sub.path.read_bytes(),
-                spec.digest.encode(),
-                version.encode(),
-                limits_key.encode(),
-            ):
-                h.update(hashlib.sha256(part).digest())
-            digest = h.hexdigest()
-            paths = _paths(work, sub.student, sub.assignment)
-            fresh = (
-                not opts.force
-                and not opts.students
-                and book.digest(sub.assignment, sub.student) == digest
-                and paths["feedback"].exists()
-            )
-            if fresh:
-                run["cached"] += 1
-                continue
-            todo.append((sub, digest, paths))
-        extra = [opts.submissions.resolve()]
-        policy = _policy(opts, extra)
-        jobs = {
-            f"{i}": {
-                "student": sub.student,
-                "assignment": sub.assignment,
-                "path": str(sub.path),
-                "file": sub.file,
-                "notes": sub.notes,
-                "source": str(asg.source_path(sub.assignment, opts.source_root)),
-            }
-            for i, (sub, _, _) in enumerate(todo)
-        }
-        n = min(max(1, opts.jobs), len(todo)) if todo else 0
-        run["jobs"] = n
-        if todo:
-            bar = _progress(len(todo), opts.progress)
-            with Pool(
-                n,
-                {k: specs[k].to_dict() for k in {s.assignment for s, _, _ in todo}},
-                opts.limits.to_dict(),
-                policy,
-                work / "logs",
-            ) as pool:
-                for res in pool.run(list(jobs.items())):
+    # start the workers now (they take seconds to import torch) while the
+    # gradebook is opened; they are stopped at once if nothing needs grading
+    wanted = sorted({s.assignment for s in subs})
+    pool = None
+    if subs:
+        pool = Pool(
+            min(max(1, opts.jobs), len(subs)),
+            {k: specs[k].to_dict() for k in wanted},
+            opts.limits.to_dict(),
+            _policy(opts, [opts.submissions.resolve()]),
+            work / "logs",
+            sources={k: str(asg.source_path(k, opts.source_root)) for k in wanted},
+        )
+    try:
+        with Book(db_url, cfg.COURSE_ID) as book:
+            for name in wanted:
+                book.register(*loaded[name])
+            todo = []
+            for sub in subs:
+                digest = _digest(sub, specs[sub.assignment], version, limits_key)
+                paths = _paths(work, sub.student, sub.assignment)
+                fresh = (
+                    not opts.force
+                    and not opts.students
+                    and book.digest(sub.assignment, sub.student) == digest
+                    and paths["feedback"].exists()
+                )
+                if fresh:
+                    run["cached"] += 1
+                    continue
+                todo.append((sub, digest, paths))
+            jobs = [(str(i), _job(sub, opts)) for i, (sub, _, _) in enumerate(todo)]
+            if todo:
+                run["jobs"] = pool.n
+                bar = _progress(len(todo), opts.progress)
+                for res in pool.run(jobs):
                     sub, digest, paths = todo[int(res["key"])]
                     _finish(book, res, sub, digest, paths, run)
                     bar.update(1)
-            bar.close()
-        book.export_csv(work / "grades.csv")
-        results = book.results()
-        scores = book.scores()
+                bar.close()
+            if pool is not None:
+                pool.close()
+                pool = None
+            book.export_csv(work / "grades.csv")
+            results = book.results()
+            scores = book.scores()
+    finally:
+        if pool is not None:
+            pool.close()
     for r in results:  # the gradebook's own total (manual grades included)
         r["gradebook_score"] = scores.get((r["assignment"], r["student"]))
     report.grades_json(results, work / "grades.json")
@@ -217,6 +208,30 @@ def grade_folder(opts: Options) -> dict:
     report.write_summary(text, work / "summary.md")
     run.update(results=results, problems=problems, summary=text, work=str(work))
     return run
+
+
+def _digest(sub, spec, version: str, limits_key: str) -> str:
+    """The content hash of a submission: notebook, assignment, grader, limits."""
+    h = hashlib.sha256()
+    for part in (
+        sub.path.read_bytes(),
+        spec.digest.encode(),
+        version.encode(),
+        limits_key.encode(),
+    ):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+def _job(sub, opts: Options) -> dict:
+    return {
+        "student": sub.student,
+        "assignment": sub.assignment,
+        "path": str(sub.path),
+        "file": sub.file,
+        "notes": sub.notes,
+        "source": str(asg.source_path(sub.assignment, opts.source_root)),
+    }
 
 
 def _finish(book, res: dict, sub, digest: str, paths: dict, run: dict) -> None:
@@ -309,6 +324,7 @@ def check_notebook(
             limits.to_dict(),
             policy,
             work / "logs",
+            sources={assignment_name: job["source"]},
         ) as pool:
             (res,) = list(pool.run([("0", job)]))
         if res.get("status") == "grader-error":

@@ -63,6 +63,8 @@ class _Worker:
         ipc.send_json(self.sock, init)
 
     def close(self) -> None:
+        if not self.ready or self.job is not None:  # busy: no need to wait
+            self.proc.kill()
         with contextlib.suppress(OSError):
             ipc.send_json(self.sock, {"type": "stop"})
         with contextlib.suppress(OSError):
@@ -86,8 +88,17 @@ class Pool:
         log_dir: where each worker's stderr goes.
     """
 
-    def __init__(self, n: int, specs: dict, limits: dict, policy: dict, log_dir: Path):
+    def __init__(
+        self,
+        n: int,
+        specs: dict,
+        limits: dict,
+        policy: dict,
+        log_dir: Path,
+        sources: dict | None = None,
+    ):
         self.n = max(1, n)
+        self.sources = sources or {}
         self.specs, self.limits, self.policy = specs, limits, policy
         self.log_dir = log_dir
         self.home = tempfile.mkdtemp(prefix="autograder-home-")
@@ -103,6 +114,7 @@ class Pool:
             "specs": self.specs,
             "limits": self.limits,
             "policy": policy,
+            "sources": self.sources,
         }
         return _Worker(index, init, self.log_dir, self.home)
 

@@ -7,13 +7,13 @@ prints and calls are dropped), and then answers requests: call this function
 with these arguments, read this attribute, and so on.
 
 The *verifier* side holds :class:`RemoteFunction` proxies that look like the
-student's functions to the instructor's check code. Arguments travel to the
-runner pickled (trusted to untrusted). Everything coming back is written by
-the runner with ``torch.save`` and read by the verifier with
-``torch.load(weights_only=True)``: plain tensors, numbers, strings, lists,
-tuples and dicts, nothing that could run code. An object that is not plain
-data (a cache, a student's class instance) stays in the runner and comes back
-as a :class:`RemoteRef` handle that can be passed back, called or inspected.
+student's functions to the instructor's check code. Messages in both
+directions are data only (:mod:`autograder.wire`: JSON plus raw tensor bytes,
+nothing is unpickled): the verifier receives plain tensors, numbers, strings,
+lists, tuples and dicts, and builds new plain tensors from the bytes. An object
+that is not plain data (a student's class instance) stays in the runner and
+comes back as a :class:`RemoteRef` handle that can be passed back, called or
+inspected; a dataclass of the course's own code travels field by field.
 
 In-place changes to tensor, list, dict and ``torch.Generator`` arguments (the
 running statistics of batchnorm, a generator's state) are copied back, so a
@@ -32,18 +32,17 @@ from __future__ import annotations
 import ast
 import builtins
 import dataclasses
-import io
-import pickle
 import re
 import sys
 import time
 import traceback
+import types
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from autograder import ipc, sandbox
+from autograder import ipc, sandbox, wire
 
 _MAGIC = re.compile(r"^\s*[%!]")
 _TAG = "__ag__"
@@ -219,18 +218,15 @@ class _Codec:
 
 
 def _dump(obj: Any) -> bytes:
-    """What the runner sends: torch.save of plain data (legacy format, faster)."""
-    buf = io.BytesIO()
-    torch.save(obj, buf, _use_new_zipfile_serialization=False)
-    return buf.getvalue()
+    return wire.pack(obj)
 
 
 def _load(data: bytes) -> Any:
-    """What the verifier reads: plain tensors and containers, nothing else."""
+    """Plain data from the peer; never unpickled."""
     try:
-        return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
-    except Exception as exc:  # noqa: BLE001 - garbage from the runner
-        raise RemoteError(f"the runner sent data that is not plain: {exc}") from None
+        return wire.unpack(data)
+    except wire.WireError as exc:
+        raise RemoteError(f"the runner sent a malformed message: {exc}") from None
 
 
 # ---------------------------------------------------------------------------
@@ -314,7 +310,7 @@ class _Server:
 
     def wait_callback(self) -> Any:
         while True:
-            req = pickle.loads(ipc.recv(self.sock))
+            req = _load(ipc.recv(self.sock))
             if req["op"] == "callback_result":
                 if "error" in req:
                     raise RuntimeError(req["error"])
@@ -415,9 +411,46 @@ def _exc_info(exc: BaseException) -> dict:
     return {"types": names, "message": str(exc)[:2000], "where": where}
 
 
+def _unavailable(*args, **kwargs):
+    raise RuntimeError(
+        "the reference implementation is not available to graded code: "
+        "write the function yourself"
+    )
+
+
+def withdraw_reference(names) -> list[str]:
+    """Disable the reference library's versions of the graded functions, here.
+
+    Every ``trainlab`` function named like a graded function gets a body that
+    raises, so no reference to it (an alias, a closure, ``gc``) can compute
+    the answer in this process; the library's source is hidden by the mount
+    namespace, so it cannot be reloaded either. The setup cell's helpers
+    (input checks, cache types) are untouched.
+    """
+    names = set(names)
+    done = []
+    for mod_name, mod in list(sys.modules.items()):
+        if mod_name != "trainlab" and not mod_name.startswith("trainlab."):
+            continue
+        for attr in names:
+            fn = getattr(mod, attr, None)
+            seen = 0
+            while isinstance(fn, types.FunctionType) and seen < 8:
+                inner = getattr(fn, "__wrapped__", None)
+                if (
+                    str(fn.__module__).startswith("trainlab")
+                    and not fn.__code__.co_freevars
+                ):
+                    fn.__code__ = _unavailable.__code__
+                    fn.__defaults__ = fn.__kwdefaults__ = None
+                    done.append(f"{mod_name}.{attr}")
+                fn, seen = inner, seen + 1
+    return done
+
+
 def _runner_main(sock) -> None:
     """Inside the sandbox: build the namespace, then serve requests."""
-    job = pickle.loads(ipc.recv(sock))
+    job = _load(ipc.recv(sock))
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     errors, dropped = [], []
     for i, src in enumerate(job["setup"]):
@@ -425,6 +458,7 @@ def _runner_main(sock) -> None:
             exec(compile(_strip_magics(src), f"<setup {i}>", "exec"), ns)
         except BaseException as exc:  # noqa: BLE001
             errors.append({"cell": f"setup {i}", **_exc_info(exc)})
+    withdraw_reference(job.get("graded", []))
     before = {k: id(v) for k, v in ns.items()}
     for cell in job["answers"]:
         name = f"<answer {cell['grade_id']}>"
@@ -443,7 +477,7 @@ def _runner_main(sock) -> None:
     ready = {"type": "ready", "names": names, "errors": errors, "dropped": dropped}
     ipc.send(sock, _dump(ready))
     while True:
-        server.serve(pickle.loads(ipc.recv(sock)))
+        server.serve(_load(ipc.recv(sock)))
 
 
 # ---------------------------------------------------------------------------
@@ -542,7 +576,7 @@ class RunnerClient:
     """
 
     def __init__(self, setup, answers, *, limits, policy, max_restarts: int = 3):
-        self.job = {"setup": list(setup), "answers": list(answers)}
+        self.job = {"setup": list(setup), "answers": list(answers), "graded": []}
         self.limits = limits
         self.policy = policy
         self.max_restarts = max_restarts
@@ -572,7 +606,7 @@ class RunnerClient:
             raise RunnerDied("the runner was restarted too many times; giving up")
         self.box = sandbox.start(_runner_main, limits=self.limits, policy=self.policy)
         self.applied = self.box.applied
-        ipc.send(self.box.sock, pickle.dumps(self.job))
+        ipc.send(self.box.sock, _dump(self.job))
         ready = self._receive(self.limits.cell_timeout * 2)
         self.ready = ready
         return ready
@@ -656,7 +690,7 @@ class RunnerClient:
         if time.monotonic() > self.deadline:
             raise TimeLimitExceeded("the time for checking this notebook ran out")
         req["release"], self.released = self.released, []
-        ipc.send(self.box.sock, pickle.dumps(req))
+        ipc.send(self.box.sock, _dump(req))
         while True:
             wait = min(
                 self.limits.cell_timeout, max(0.01, self.deadline - time.monotonic())
@@ -681,7 +715,7 @@ class RunnerClient:
             answer = {"op": "callback_result", "value": self.codec.encode(value)}
         except Exception as exc:  # noqa: BLE001 - tell the student's code
             answer = {"op": "callback_result", "error": f"{type(exc).__name__}: {exc}"}
-        ipc.send(self.box.sock, pickle.dumps(answer))
+        ipc.send(self.box.sock, _dump(answer))
 
 
 class _VerifierCodec(_Codec):
