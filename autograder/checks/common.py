@@ -203,19 +203,116 @@ def expect_grad_shape(grad: torch.Tensor, shape: Sequence[int], name: str) -> No
     raise Mistake(f"{name} has shape {got}; expected {shape}")
 
 
-def grade_gradients(
+def _clone_args(args: Sequence[Any], dtype: torch.dtype | None = None) -> list[Any]:
+    """Fresh copies of tensor arguments (a forward may update some in place)."""
+    return [
+        (a.to(dtype) if dtype is not None else a).clone()
+        if isinstance(a, torch.Tensor)
+        else a
+        for a in args
+    ]
+
+
+def own_forward_function(
+    forward: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    i: int,
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v -> forward(*args with args[i] = v, **kwargs)[0]``, on fresh copies."""
+
+    def f(v: torch.Tensor) -> torch.Tensor:
+        call = _clone_args(args)
+        call[i] = v
+        return forward(*call, **kwargs)[0]
+
+    return f
+
+
+def consistent_with_own_forward(
     *,
+    guard: Guard,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    what: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    diff: Sequence[int],
+    dout: torch.Tensor,
+    grads: Sequence[torch.Tensor],
+    names: Sequence[str],
+) -> bool:
+    """Whether ``grads`` are the exact gradients of the student's own forward.
+
+    Gradient checks run in float64: for other dtypes the student's forward and
+    backward are run again on float64 copies, and the original gradients must
+    agree with those (relative error 1e-4).
+    """
+    try:
+        if dout.dtype != torch.float64:
+            args64 = _clone_args(args, torch.float64)
+            dout64 = dout.to(torch.float64)
+            cache = quiet_call(forward, *_clone_args(args64), **kwargs)[1]
+            grads64 = unpack(guard.call(backward, dout64, cache), list(names), what)
+            for g, g64 in zip(grads, grads64, strict=True):
+                if rel_error(g.double(), g64) > 1e-4:
+                    return False
+        else:
+            args64, dout64, grads64 = list(args), dout, list(grads)
+        for i, g64 in zip(diff, grads64, strict=True):
+            f = own_forward_function(forward, args64, kwargs, i)
+            if not passes_gradcheck(f, args64[i], dout64, g64):
+                return False
+    except Mistake as exc:
+        if "earns 0 points" in str(exc):
+            raise
+        return False
+    except Exception:  # the student's code failed on the float64 copies
+        return False
+    return True
+
+
+def _with_reference_cache(
     guard: Guard,
     backward: Callable[..., Any],
     what: str,
+    dout: torch.Tensor,
+    reference_cache: Any,
+    names: Sequence[str],
+    expected: Sequence[torch.Tensor],
+    tol: float | None,
+) -> list[torch.Tensor] | None:
+    """The student's gradients from the reference forward's cache, if right."""
+    try:
+        grads = unpack(
+            guard.call(backward, dout.clone(), reference_cache), list(names), what
+        )
+        for grad, want, name in zip(grads, expected, names, strict=True):
+            expect_close(grad, want, name, tol=tol)
+    except Mistake as exc:
+        if "earns 0 points" in str(exc):
+            raise
+        return None
+    except Exception:  # the student's backward does not read the reference cache
+        return None
+    return grads
+
+
+def grade_gradients(
+    *,
+    guard: Guard,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    what: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    diff: Sequence[int],
     dout: torch.Tensor,
     student_cache: Any,
     forward_ok: bool,
     reference_cache: Any,
     names: Sequence[str],
     expected: Sequence[torch.Tensor],
-    inputs: Sequence[torch.Tensor],
-    student_f: Sequence[Callable[[torch.Tensor], torch.Tensor]],
     hints: Sequence[Callable[[], Iterable[Hint]]] | None = None,
     context: str = "",
     tol: float | None = None,
@@ -226,15 +323,27 @@ def grade_gradients(
     gradient must match ``expected`` (the reference / torch autograd), and a
     mismatch is explained with ``hints``. When the forward is wrong, its own
     cell loses those points; the backward still earns its points if it is
-    right with the reference forward's cache, or if it is the exact gradient
-    of the student's (wrong) forward (gradient checks of ``student_f``, one
-    function of each input).
+    right with the reference forward's cache, or if it gives the exact
+    gradients of the student's (wrong) forward: ``forward(*args, **kwargs)``,
+    differentiated with respect to ``args[i]`` for ``i`` in ``diff``.
 
     Returns:
         The student's gradients, plain tensors, in the order of ``names``.
     """
     dout_before = dout.clone()
-    value = guard.call(backward, dout, student_cache)
+    try:
+        value = guard.call(backward, dout, student_cache)
+    except Mistake:
+        raise
+    except Exception:
+        # the cache of a wrong (or borrowed) forward may be unusable: a
+        # backward that is right with the reference forward's cache passes
+        with_ref = _with_reference_cache(
+            guard, backward, what, dout, reference_cache, names, expected, tol
+        )
+        if with_ref is not None:
+            return with_ref
+        raise
     expect_unchanged(dout_before, dout, "dout", what)
     grads = unpack(value, list(names), what)
     for grad, want, name in zip(grads, expected, names, strict=True):
@@ -252,24 +361,93 @@ def grade_gradients(
                 context=context,
             )
         return grads
-    try:
-        with_ref = unpack(
-            guard.call(backward, dout, reference_cache), list(names), what
-        )
-        for grad, want, name in zip(with_ref, expected, names, strict=True):
-            expect_close(grad, want, name, tol=tol)
+    with_ref = _with_reference_cache(
+        guard, backward, what, dout, reference_cache, names, expected, tol
+    )
+    if with_ref is not None:
         return with_ref
+    if not consistent_with_own_forward(
+        guard=guard,
+        forward=forward,
+        backward=backward,
+        what=what,
+        args=args,
+        kwargs=kwargs,
+        diff=diff,
+        dout=dout,
+        grads=grads,
+        names=names,
+    ):
+        raise Mistake(
+            f"{context + ': ' if context else ''}your forward is not right on this "
+            "input (its own cell loses those points), and your gradients are not "
+            "those of your forward either (finite differences of your forward "
+            "disagree with them)"
+        )
+    return grads
+
+
+def expect_layer_gradcheck(
+    *,
+    reference: Callable[..., Any],
+    forward: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    diff: Sequence[int],
+    dout: torch.Tensor,
+    grads: Sequence[torch.Tensor],
+    names: Sequence[str],
+) -> None:
+    """Gradient checks of ``grads`` (float64), elementwise and directional.
+
+    Against the reference forward; a student whose forward is wrong passes
+    with gradients that check out against that forward instead (its own cell
+    pays for the forward).
+    """
+
+    def run(fwd: Callable[..., Any], what: str) -> None:
+        for i, grad, name in zip(diff, grads, names, strict=True):
+            f = own_forward_function(fwd, args, kwargs, i)
+            expect_gradcheck(f, args[i], dout, grad, name, what=what)
+
+    try:
+        run(reference, "the reference forward")
+    except Mistake as first:
+        try:
+            run(forward, "your forward")
+        except Exception:
+            raise first from None
+
+
+def backward_outputs(
+    guard: Guard,
+    backward: Callable[..., Any],
+    what: str,
+    dout: torch.Tensor,
+    student_cache: Callable[[], Any],
+    reference_cache: Any,
+    names: Sequence[str],
+) -> list[torch.Tensor]:
+    """The student's gradients from their own forward's cache.
+
+    If that forward fails, or its cache makes the backward fail, the
+    reference forward's cache is tried (its layout is the one the notebook's
+    docstrings describe); the first error is raised when both fail.
+    """
+    try:
+        cache = student_cache()
+        return unpack(guard.call(backward, dout, cache), list(names), what)
     except Mistake as exc:
         if "earns 0 points" in str(exc):
             raise
-    except Exception:  # the student's backward does not read the reference cache
+        first: Exception = exc
+    except Exception as exc:  # the student's forward or backward failed
+        first = exc
+    try:
+        return unpack(guard.call(backward, dout, reference_cache), list(names), what)
+    except Mistake as exc:
+        if "earns 0 points" in str(exc):
+            raise
+    except Exception:  # report the error of the student's own pair
         pass
-    for grad, x, f, name in zip(grads, inputs, student_f, names, strict=True):
-        if not passes_gradcheck(f, x, dout, grad):
-            raise Mistake(
-                f"{context + ': ' if context else ''}your forward is not right on this "
-                f"input (its own cell loses those points), and your {name} is not "
-                "the gradient of your forward either (finite differences of your "
-                "forward disagree with it)"
-            )
-    return grads
+    raise first
