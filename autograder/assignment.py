@@ -31,6 +31,8 @@ from autograder import nbgrader_config
 ROOT = nbgrader_config.ROOT
 SOURCE = ROOT / "solutions"
 HIDDEN = re.compile(r"BEGIN HIDDEN TESTS.*?END HIDDEN TESTS", re.S)
+#: a hidden-test region as nbgrader's ClearHiddenTests removes it (whole lines)
+HIDDEN_BLOCK = re.compile(r"[^\n]*BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*\n?", re.S)
 
 
 def _config():
@@ -71,6 +73,7 @@ class Assignment:
     kernelspec: dict
     digest: str
     hidden_lines: list[str] = field(default_factory=list)
+    visible_tests: dict[str, str] = field(default_factory=dict)
 
     @property
     def max_score(self) -> float:
@@ -145,7 +148,7 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
     nb, resources = ComputeChecksums(config=config).preprocess(nb, resources)
 
     source_cells, points, solutions, answer_names = {}, {}, [], {}
-    setup, tests, hidden = [], [], []
+    setup, tests, hidden, visible = [], [], [], {}
     for cell, orig in zip(nb.cells, original.cells, strict=True):
         meta = _meta(cell)
         gid = meta.get("grade_id")
@@ -167,6 +170,7 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
             continue
         if meta.get("grade") and not meta.get("solution"):
             tests.append((gid, cell.source))
+            visible[gid] = HIDDEN_BLOCK.sub("", cell.source)
             for block in HIDDEN.findall(cell.source):
                 hidden += [ln.strip() for ln in block.splitlines()[1:-1] if ln.strip()]
         elif meta.get("locked") and not meta.get("solution"):
@@ -183,6 +187,7 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
         kernelspec=dict(nb.metadata.get("kernelspec", {})),
         digest=hashlib.sha256(raw).hexdigest(),
         hidden_lines=hidden,
+        visible_tests=visible,
     )
     return spec, nb
 

@@ -338,14 +338,20 @@ class _Server:
             args = self.codec.decode(req["args"])
             kwargs = self.codec.decode(req["kwargs"])
             tracked = _tracked([list(args), kwargs])
+            before = [_snapshot(t) for t in tracked]
             if req.get("guard"):
                 value = _guarded(target, args, kwargs, req["guard"])
             else:
                 value = target(*args, **kwargs)
+            changed = {
+                str(i): self.codec.encode(t)
+                for i, (t, b) in enumerate(zip(tracked, before, strict=True))
+                if _differs(t, b)
+            }
             return {
                 "type": "result",
                 "value": self.codec.encode(value),
-                "mutated": [self.codec.encode(t) for t in tracked],
+                "mutated": changed,
             }
         if op == "getattr":
             return {
@@ -681,7 +687,10 @@ class RunnerClient:
             raise Mistake(guard._message())
         if reply["type"] == "error":
             raise _rebuild(reply["exc"])
-        _copy_back(tracked, [self.codec.decode(v) for v in reply.get("mutated", [])])
+        changed = reply.get("mutated", {})
+        if not isinstance(changed, dict):
+            raise RemoteError("the runner sent a malformed reply")
+        _copy_back(tracked, {int(k): self.codec.decode(v) for k, v in changed.items()})
         return self.codec.decode(reply["value"])
 
     def _exchange(self, req: dict, raw: bool = False) -> Any:
@@ -780,9 +789,45 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def _copy_back(tracked: list, after: list) -> None:
+def _snapshot(obj: Any) -> Any:
+    """What an argument looked like before the call (runner side)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, torch.Generator):
+        return obj.get_state()
+    if isinstance(obj, list):
+        return list(obj)
+    if isinstance(obj, dict):
+        return dict(obj)
+    return None
+
+
+def _differs(obj: Any, before: Any) -> bool:
+    """Whether the call changed the argument in place."""
+    if isinstance(obj, torch.Tensor):
+        return (
+            obj.shape != before.shape
+            or obj.dtype != before.dtype
+            or obj.device != before.device
+            or not torch.equal(obj.detach(), before)
+        )
+    if isinstance(obj, torch.Generator):
+        return not torch.equal(obj.get_state(), before)
+    if isinstance(obj, list):
+        return len(obj) != len(before) or any(
+            a is not b for a, b in zip(obj, before, strict=True)
+        )
+    if isinstance(obj, dict):
+        return obj.keys() != before.keys() or any(obj[k] is not before[k] for k in obj)
+    return False
+
+
+def _copy_back(tracked: list, after: dict[int, Any]) -> None:
     """Apply the runner's in-place changes to our arguments."""
-    for mine, theirs in zip(tracked, after, strict=False):
+    for index, theirs in after.items():
+        if not 0 <= index < len(tracked):
+            continue
+        mine = tracked[index]
         if isinstance(mine, torch.Tensor) and isinstance(theirs, torch.Tensor):
             if _same(mine, theirs) and not mine.is_floating_point():
                 continue
