@@ -139,6 +139,7 @@ LAYERNORM = Layer(
         ((7, 3), (3,), {}),
         ((2, 3, 6), (6,), {}),
         ((2, 3, 2, 4), (3, 2, 4), {}),
+        ((32, 64), (64,), {}),
     ),
     edge=("a batch of one sample, x (1, 6)", (1, 6), (6,), {}),
     torch_fn=_ln_torch,
@@ -151,6 +152,7 @@ INSTANCENORM = Layer(
         ((2, 3, 4, 5), (3,), {}),
         ((3, 2, 3, 3), (2,), {}),
         ((2, 4, 7), (4,), {}),
+        ((8, 16, 8, 8), (16,), {}),
     ),
     edge=("a batch of one image, x (1, 3, 5, 2)", (1, 3, 5, 2), (3,), {}),
     torch_fn=_in_torch,
@@ -163,6 +165,7 @@ GROUPNORM = Layer(
         ((2, 6, 3, 4), (6,), {"num_groups": 2}),
         ((3, 6, 2, 2), (6,), {"num_groups": 3}),
         ((2, 4, 5), (4,), {"num_groups": 2}),
+        ((8, 16, 8, 8), (16,), {"num_groups": 4}),
     ),
     edge=(
         "1 group (layer norm) and C groups (instance norm), x (2, 6, 3, 2)",
