@@ -55,8 +55,10 @@ class Assignment:
         points: ``grade_id -> max points`` of each grade cell, in notebook order.
         solutions: grade_ids of the answer cells, in notebook order.
         answer_names: ``grade_id -> names`` the answer cell defines in the source.
-        setup: sources of the locked code cells that are neither answers nor
-            tests (imports), in order.
+        setup: sources of the locked code cells before the first answer cell
+            (imports), in order. Other locked cells (visible checks, demos) are
+            not needed to grade: each test cell must stand on the setup and
+            the answers alone.
         tests: ``(grade_id, source)`` of the grade cells, in order.
         kernelspec: the source notebook's kernelspec.
         digest: a hash of the source notebook, for caching.
@@ -173,7 +175,7 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
             visible[gid] = HIDDEN_BLOCK.sub("", cell.source)
             for block in HIDDEN.findall(cell.source):
                 hidden += [ln.strip() for ln in block.splitlines()[1:-1] if ln.strip()]
-        elif meta.get("locked") and not meta.get("solution"):
+        elif meta.get("locked") and not meta.get("solution") and not solutions:
             setup.append(cell.source)
     spec = Assignment(
         name=name,

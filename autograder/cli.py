@@ -54,8 +54,11 @@ Examples:
 
 CHECK_EPILOG = """\
 Prints one row per test cell (points, maximum), the failed checks, and a final
-line "Points x/y" (the line GitHub Classroom reads). Exits 0 with full marks,
-1 when points are lost, 2 when the notebook cannot be graded.
+line "Points x/y". Exits 0 with full marks, 1 when points are lost, 2 when the
+notebook cannot be graded. With --classroom "$GITHUB_OUTPUT" it also writes the
+step output that GitHub Classroom's grading reporter reads (see
+autograder/workflows/student.yml); the reporter puts "Points x/y" on the
+"Autograding Tests" check run, which is what Classroom records.
 
 Example:
   python -m autograder check notebooks/batchnorm/batchnorm.ipynb
@@ -80,6 +83,14 @@ def _limits_args(p: argparse.ArgumentParser) -> None:
         help=f"seconds per notebook (default {d.notebook_timeout:g})",
     )
     g.add_argument(
+        "--call-timeout",
+        type=float,
+        default=d.call_timeout,
+        metavar="S",
+        help="seconds per call of a student function when verifying "
+        f"(default {d.call_timeout:g})",
+    )
+    g.add_argument(
         "--memory-mb",
         type=int,
         default=d.memory_mb,
@@ -91,6 +102,7 @@ def _limits_args(p: argparse.ArgumentParser) -> None:
 def _limits(args: argparse.Namespace) -> sandbox.Limits:
     return sandbox.Limits(
         cell_timeout=args.cell_timeout,
+        call_timeout=args.call_timeout,
         notebook_timeout=args.notebook_timeout,
         memory_mb=args.memory_mb,
     )
@@ -182,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the assignment (default: from the file name or content)",
     )
     c.add_argument(
+        "--classroom",
+        metavar="FILE",
+        type=Path,
+        help="append the result for GitHub Classroom's grading reporter "
+        '(result=<base64 JSON>) to FILE, e.g. "$GITHUB_OUTPUT"',
+    )
+    c.add_argument(
         "--json",
         metavar="FILE",
         type=Path,
@@ -240,6 +259,8 @@ def _check(args: argparse.Namespace) -> int:
     print(report.check_table(res))
     print()
     print(report.classroom_line(res))
+    if args.classroom:
+        report.write_classroom_output(res, args.classroom)
     if args.json:
         lite = {
             k: v for k, v in res.items() if k not in ("feedback_html", "autograded")

@@ -123,6 +123,17 @@ def _notebooks(folder: Path) -> list[Path]:
     return found
 
 
+def _other_files(folder: Path) -> list[str]:
+    """Files in a student's folder that are not notebooks (never run)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in (".ipynb_checkpoints",)]
+        for f in filenames:
+            if not f.endswith(".ipynb") and f not in ("timestamp.txt", ".DS_Store"):
+                found.append(str((Path(dirpath) / f).relative_to(folder)))
+    return sorted(found)
+
+
 def _grade_ids(path: Path, limit: int = 64 * 1024 * 1024) -> set[str]:
     try:
         if path.stat().st_size > limit:
@@ -249,15 +260,23 @@ def collect(
                 f"'{f.name}' is not in a student folder and has no "
                 "Canvas-style name; skipped"
             )
+    extras: dict[str, list[str]] = {}
     for d in sorted(dirs):
         found = [(p, p.name) for p in _notebooks(d)]
         if not found:
             problems.append(f"{d.name}: no notebook found")
             continue
         by_student.setdefault(safe_id(d.name), []).extend(found)
+        extras[safe_id(d.name)] = _other_files(d)
     targets = {assignment: specs[assignment]} if assignment else specs
     for student, found in sorted(by_student.items()):
         s, p = _from_files(student, found, targets, assignment)
+        for sub in s:
+            if extras.get(student):
+                shown = ", ".join(extras[student][:8])
+                sub.notes.append(
+                    f"files other than notebooks were ignored (never run): {shown}"
+                )
         subs += s
         problems += p
     return subs, problems

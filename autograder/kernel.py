@@ -213,6 +213,7 @@ def _kernel_main(sock) -> None:
             _read_new(fd, name, sink)
         reply = {
             "type": "done",
+            "cut": sink.cut,
             "index": cell["index"],
             "execution_count": shell.execution_count - 1,
             "outputs": sink.outputs,
@@ -279,6 +280,8 @@ def execute(
                 if not isinstance(reply, dict) or reply.get("index") != i:
                     raise ipc.ChannelError("unexpected reply", reason="garbled")
                 cell.outputs = [nbformat.from_dict(o) for o in reply["outputs"]]
+                if reply.get("cut"):
+                    info.setdefault("cut", []).append(i)
                 count = reply.get("execution_count")
                 cell.execution_count = count if isinstance(count, int) else None
                 nbformat.validate(nb)

@@ -129,3 +129,46 @@ def check_table(result: dict) -> str:
 def classroom_line(result: dict) -> str:
     """GitHub Classroom reads the points from a ``Points x/y`` line."""
     return f"Points {_fmt(result.get('score', 0))}/{_fmt(result.get('max_score', 0))}"
+
+
+def classroom_payload(result: dict) -> dict:
+    """The result in the format of GitHub Classroom's autograding runners.
+
+    ``classroom-resources/autograding-grading-reporter`` reads, from the
+    environment variable ``<RUNNER>_RESULTS``, base64-encoded JSON with a
+    ``max_score`` and one entry per test with its ``score``; it adds them up
+    and writes ``Points <score>/<max>`` on the "Autograding Tests" check run,
+    which is what Classroom records. One test per graded cell.
+    """
+    tests = []
+    for gid, c in result.get("cells", {}).items():
+        tests.append(
+            {
+                "name": gid,
+                "status": "pass" if c["score"] >= c["max_score"] else "fail",
+                "score": c["score"],
+                "max_score": c["max_score"],
+                "message": c.get("problems", "") or "",
+                "line_no": 0,
+                "execution_time": "",
+            }
+        )
+    ok = result.get("status") in ("graded", None) and all(
+        t["status"] == "pass" for t in tests
+    )
+    return {
+        "version": 1,
+        "status": "pass" if ok else "fail",
+        "max_score": result.get("max_score", 0),
+        "tests": tests,
+    }
+
+
+def write_classroom_output(result: dict, path: Path) -> str:
+    """Append ``result=<base64 JSON>`` to a GitHub Actions output file."""
+    import base64
+
+    encoded = base64.b64encode(json.dumps(classroom_payload(result)).encode()).decode()
+    with open(path, "a") as f:
+        f.write(f"result={encoded}\n")
+    return encoded

@@ -576,7 +576,8 @@ class RunnerClient:
     Args:
         setup: sources of the instructor's locked setup cells.
         answers: ``[{"grade_id": ..., "source": ...}]``, the student's answer cells.
-        limits: ``cell_timeout`` bounds each call; ``notebook_timeout`` all of them.
+        limits: ``call_timeout`` bounds each call, ``cell_timeout`` the loading
+            of the answers, ``notebook_timeout`` all of it.
         policy: the sandbox policy.
         max_restarts: runners started after the first one dies (default 3).
     """
@@ -702,7 +703,7 @@ class RunnerClient:
         ipc.send(self.box.sock, _dump(req))
         while True:
             wait = min(
-                self.limits.cell_timeout, max(0.01, self.deadline - time.monotonic())
+                self.limits.call_timeout, max(0.01, self.deadline - time.monotonic())
             )
             reply = self._receive(wait)
             if reply.get("type") == "callback":

@@ -67,11 +67,13 @@ class Limits:
     """Resource limits for one submission.
 
     Attributes:
-        cell_timeout: wall-clock seconds per notebook cell, and per call of a
-            student function during verification (default 60).
-        notebook_timeout: wall-clock seconds for a whole notebook (default 600).
+        cell_timeout: wall-clock seconds per notebook cell (default 60).
+        notebook_timeout: wall-clock seconds for a whole notebook, and for
+            its verification (default 600).
+        call_timeout: wall-clock seconds per call of a student function during
+            verification (default 10; the checks use small inputs).
         memory_mb: address space the code may add to what the worker had
-            mapped (default 4096 MiB), via ``RLIMIT_AS``.
+            mapped (default 2048 MiB), via ``RLIMIT_AS``.
         processes: processes and threads of the sandbox user (``RLIMIT_NPROC``,
             default 64).
         file_mb: the largest file the code may write (``RLIMIT_FSIZE``, default 64).
@@ -83,7 +85,8 @@ class Limits:
 
     cell_timeout: float = 60.0
     notebook_timeout: float = 600.0
-    memory_mb: int = 4096
+    call_timeout: float = 10.0
+    memory_mb: int = 2048
     processes: int = 64
     file_mb: int = 64
     disk_mb: int = 256

@@ -232,7 +232,8 @@ def verify(
             result.applied = client.applied
             for e in ready.get("errors", []):
                 result.notes.append(
-                    f"answer cell '{e['cell']}' raised {e['types'][0]}: {e['message']}"
+                    f"cell '{e['cell']}' raised {e['types'][0]} when its functions "
+                    f"were defined: {e['message']}"
                 )
             lost = sorted({d["cell"] for d in ready.get("dropped", [])})
             if lost:

@@ -225,6 +225,10 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         in_kernel = _in_kernel_scores(sanitized, spec)
         result["isolation"] = info["applied"]
         result["timing"]["execute"] = round(info["seconds"], 3)
+        for i in info.get("cut", []):
+            result["messages"].append(
+                f"cell {i}: output cut at the limit of {limits.output_kb} KB"
+            )
         if info["status"] != "ok":
             result["messages"].append(
                 f"notebook run stopped ({info['status']}): "

@@ -1,0 +1,437 @@
+"""Write the adversarial corpus: one student folder per threat-model item.
+
+Each submission starts from the release notebook (the stubs a student gets)
+or from it filled with the solution's answers, and adds one attack. Where an
+attack could only show as a higher score on top of wrong answers, it is built
+on the "wrong" answers (forward without ``beta``, backward with ``2 * dbeta``),
+so an inflated score would be visible.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+ROOT = Path(__file__).resolve().parents[3]
+SOLUTION = ROOT / "solutions" / "batchnorm" / "batchnorm.ipynb"
+RELEASE = ROOT / "notebooks" / "batchnorm" / "batchnorm.ipynb"
+NAME = "batchnorm.ipynb"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One submission and what grading it must give.
+
+    Attributes:
+        name: the student id (folder name).
+        threat: the threat-model item it tries.
+        total: ``"full"``, ``"zero"``, ``"wrong"`` (the plain-wrong student's
+            score), or None when only ``zero_cells`` and ``at_most`` are fixed.
+        message: a regular expression the report must contain.
+        zero_cells: test cells that must score 0.
+        at_most: the total may not exceed the correct score minus this.
+        needs_mounts: the expectation relies on the mount namespace.
+    """
+
+    name: str
+    threat: str
+    total: str | None
+    message: str
+    zero_cells: tuple[str, ...] = ()
+    at_most: float = 0.0
+    needs_mounts: bool = False
+
+
+def _meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _answers(nb: NotebookNode) -> dict[str, str]:
+    return {_meta(c)["grade_id"]: c.source for c in nb.cells if _meta(c).get("solution")}
+
+
+def _tests(nb: NotebookNode) -> list[NotebookNode]:
+    return [c for c in nb.cells if _meta(c).get("grade")]
+
+
+def _fill(release: NotebookNode, answers: dict[str, str]) -> NotebookNode:
+    nb = copy.deepcopy(release)
+    for cell in nb.cells:
+        gid = _meta(cell).get("grade_id")
+        if _meta(cell).get("solution") and gid in answers:
+            cell.source = answers[gid]
+    return nb
+
+
+def _insert_after_setup(nb: NotebookNode, source: str) -> NotebookNode:
+    nb = copy.deepcopy(nb)
+    idx = next(i for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") == "setup")
+    cell = nbformat.v4.new_code_cell(source)
+    cell.id = f"extra-{len(nb.cells)}"
+    nb.cells.insert(idx + 1, cell)
+    return nb
+
+
+def _rename(source: str, old: str, new: str) -> str:
+    out, n = re.subn(rf"\bdef {old}\(", f"def {new}(", source, count=1)
+    if not n:
+        raise ValueError(f"the solution has no 'def {old}(': update the corpus")
+    return out
+
+
+def wrong_answers(sol: dict[str, str]) -> dict[str, str]:
+    """The solution with two mistakes: forward forgets beta, backward doubles dbeta."""
+    wrong = dict(sol)
+    wrong["batchnorm_forward"] = (
+        _rename(sol["batchnorm_forward"], "batchnorm_forward", "_forward_ok")
+        + "\n\n\ndef batchnorm_forward(x, gamma, beta, running_mean, running_var, **kw):\n"
+        "    out, cache = _forward_ok(x, gamma, beta, running_mean, running_var, **kw)\n"
+        "    return out - beta, cache\n"
+    )
+    wrong["batchnorm_backward"] = (
+        _rename(sol["batchnorm_backward"], "batchnorm_backward", "_backward_ok")
+        + "\n\n\ndef batchnorm_backward(dout, cache):\n"
+        "    dx, dgamma, dbeta = _backward_ok(dout, cache)\n"
+        "    return dx, dgamma, 2 * dbeta\n"
+    )
+    return wrong
+
+
+FULL_MARKS_CHECK = """
+import autograder.checks.core as _K
+def _always(self, name, points, fn, **kw):
+    self._results.append(_K.CheckResult(name, float(points), float(points)))
+    return True
+_K.Grader.check = _always
+"""
+
+ATTACKS: dict[str, str] = {
+    "patch_torch": """
+import torch
+torch.allclose = lambda *a, **k: True
+torch.equal = lambda *a, **k: True
+torch.Tensor.__eq__ = lambda self, other: True
+torch.isfinite = lambda t: torch.ones_like(t, dtype=torch.bool)
+""",
+    "patch_asserts": """
+import autograder.checks.expect as _E
+import autograder.checks.common as _C
+_E.expect_close = lambda *a, **k: None
+_C.close_with_hints = lambda *a, **k: None
+""" + FULL_MARKS_CHECK,
+    "patch_checks": """
+import autograder.checks.batchnorm as _B
+class _Fake:
+    score = 1.0
+    def __repr__(self):
+        return "all checks passed"
+for _n in dir(_B):
+    if _n.startswith("grade_"):
+        setattr(_B, _n, lambda *a, **k: _Fake())
+""",
+    "patch_builtins": """
+import builtins
+builtins.isinstance = lambda *a: True
+builtins.sum = lambda *a, **k: 0
+""",
+    "detect_env": """
+import os, sys
+if os.environ.get("NBGRADER_EXECUTION") or "autograder" in sys.modules:
+""" + "\n".join("    " + line for line in FULL_MARKS_CHECK.strip().splitlines()),
+    "write_gradebook": """
+import os, sqlite3
+hits = []
+for top in ("/tmp", "/work", os.path.expanduser("~")):
+    for dirpath, dirnames, filenames in os.walk(top):
+        if dirpath.count(os.sep) - top.count(os.sep) > 6:
+            dirnames[:] = []
+        dirnames[:] = [d for d in dirnames if d not in (".venv", ".git", "node_modules")]
+        for f in filenames:
+            if f.endswith(".db"):
+                path = os.path.join(dirpath, f)
+                try:
+                    con = sqlite3.connect(path)
+                    con.execute("UPDATE grade SET auto_score = 1000")
+                    con.commit()
+                    hits.append(path)
+                except Exception as exc:
+                    print("could not write", path, exc)
+print("wrote to", hits)
+""",
+    "infinite_loop": "while True:\n    pass\n",
+    "memory_bomb": "blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 26))\n",
+    "fork_bomb": """
+import os
+children = []
+while True:
+    try:
+        children.append(os.fork())
+    except OSError as exc:
+        print("fork failed:", exc)
+        break
+""",
+    "disk_filler": """
+with open("filler.bin", "wb") as f:
+    for _ in range(4096):
+        f.write(b"\\0" * (1 << 20))
+""",
+    "output_flood": "for i in range(200000):\n    print('flood ' * 20)\n",
+    "kernel_exit": "import os\nos._exit(3)\n",
+    "sleep_past_limit": "import time\ntime.sleep(3600)\n",
+}
+
+FORWARD = {
+    "imports_trainlab": "from trainlab.batchnorm import batchnorm_forward\n",
+    "eq_always_true": """
+class _Liar(torch.Tensor):
+    def __eq__(self, other):
+        return True
+    def __ne__(self, other):
+        return False
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, **kw):
+    fake = torch.zeros_like(x).as_subclass(_Liar)
+    return fake, {"x": x}
+""",
+    "fake_passed": """
+print("batchnorm_forward: 8 / 8 points")
+print("  [PASS]     8/8  everything")
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, **kw):
+    print("batchnorm_forward: 8 / 8 points")
+    raise NotImplementedError()
+""",
+    "read_hidden": """
+import glob, json, os, trainlab
+def batchnorm_forward(*args, **kwargs):
+    root = os.path.dirname(os.path.dirname(os.path.dirname(trainlab.__file__)))
+    found = glob.glob(os.path.join(root, "solutions", "*", "*.ipynb"))
+    if not found:
+        raise FileNotFoundError("no solutions visible under " + root)
+    with open(found[0]) as f:
+        nb = json.load(f)
+    ns = {}
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            try:
+                exec("".join(c["source"]), ns)
+            except Exception:
+                pass
+    return ns["batchnorm_forward"](*args, **kwargs)
+""",
+    "infinite_loop": """
+def batchnorm_forward(*args, **kwargs):
+    while True:
+        pass
+""",
+    "memory_bomb": """
+def batchnorm_forward(*args, **kwargs):
+    blocks = []
+    while True:
+        blocks.append(torch.ones(1 << 25))
+""",
+    "kernel_exit": """
+def batchnorm_forward(*args, **kwargs):
+    import os
+    os._exit(0)
+""",
+}
+
+DROPPED = {
+    "conftest.py": "import autograder.checks.core as K\nK.Grader.report = None\n",
+    "sitecustomize.py": "import os\nos.environ['GRADE'] = 'full'\n",
+    ".ipython/profile_default/startup/00-grade.py": FULL_MARKS_CHECK,
+    "autograder/checks/batchnorm.py": "def grade_batchnorm_forward(f):\n    return 8\n",
+}
+
+
+def _torch_layer(sol: dict[str, str]) -> str:
+    return _rename(sol["batchnorm_forward"], "batchnorm_forward", "_forward_ok") + (
+        "\n\n\ndef batchnorm_forward(x, gamma, beta, running_mean, running_var, *,"
+        " training=True, momentum=0.1, eps=1e-5):\n"
+        "    _, cache = _forward_ok(x, gamma, beta, running_mean.clone(),"
+        " running_var.clone(), training=training, momentum=momentum, eps=eps)\n"
+        "    out = torch.nn.functional.batch_norm(x, running_mean, running_var,"
+        " gamma, beta, training, momentum, eps)\n"
+        "    return out, cache\n"
+    )
+
+
+AUTOGRAD_BACKWARD = """
+def batchnorm_backward(dout, cache):
+    with torch.enable_grad():
+        x = cache["x"].detach().clone().requires_grad_(True)
+        gamma = cache["gamma"].detach().clone().requires_grad_(True)
+        mu = x.mean(dim=0)
+        var = ((x - mu) ** 2).mean(dim=0)
+        out = gamma * (x - mu) / torch.sqrt(var + 1e-5)
+        dx, dgamma = torch.autograd.grad(out, (x, gamma), dout)
+    return dx, dgamma, dout.sum(dim=0)
+"""
+
+CASES: list[Case] = [
+    Case("correct", "a correct submission", "full", r"."),
+    Case("wrong", "a plain wrong submission", "wrong", r"beta|does not match"),
+    Case("release", "the untouched release notebook", "zero", r"not implemented"),
+    Case("edit_tests", "edits test cells", "zero", r"was edited"),
+    Case("delete_tests", "deletes test cells", "zero", r"is missing"),
+    Case("duplicate_tests", "duplicates test cells", "full", r"appears 2 times"),
+    Case("reorder_cells", "reorders test cells", "full", r"verification counts"),
+    Case("strip_metadata", "strips nbgrader metadata", "zero", r"nbgrader metadata"),
+    Case("forge_metadata", "forges nbgrader metadata", "zero", r"metadata"),
+    Case("corrupt_json", "corrupted notebook JSON", "zero", r"not a valid notebook"),
+    Case("not_a_notebook", "non-notebook JSON", "zero", r"not a valid notebook"),
+    Case("renamed", "renames the file", "full", r"renamed file"),
+    Case("imports_trainlab", "imports the reference", None, r"reference",
+         zero_cells=("test_batchnorm_forward",), at_most=8),
+    Case("torch_layer", "uses torch's own layer", None, r"torch\.nn\.functional",
+         zero_cells=("test_batchnorm_forward",), at_most=8),
+    Case("autograd_backward", "autograd in a manual backward", None, r"autograd",
+         zero_cells=("test_batchnorm_backward",), at_most=7),
+    Case("patch_torch", "monkeypatches torch", "wrong", r"monkeypatch"),
+    Case("patch_asserts", "monkeypatches the assert helpers", "wrong",
+         r"verification counts"),
+    Case("patch_checks", "monkeypatches the grader's checks", "wrong",
+         r"monkeypatch|verification counts"),
+    Case("patch_builtins", "monkeypatches builtins", "zero", r"builtins"),
+    Case("eq_always_true", "__eq__ always True", "zero", r"does not match|Tensor"),
+    Case("fake_passed", "prints fake 'passed' output", "zero", r"not implemented"),
+    Case("detect_env", "detects the grading environment", "wrong",
+         r"verification counts|reads the environment"),
+    Case("read_hidden", "reads hidden tests / solutions from disk", None,
+         r"FileNotFoundError|no solutions", zero_cells=("test_batchnorm_forward",),
+         needs_mounts=True),
+    Case("write_gradebook", "writes to the gradebook", "zero",
+         r"opens a database|private path"),
+    Case("drop_files", "drops conftest.py / sitecustomize.py / startup files",
+         "zero", r"ignored"),
+    Case("infinite_loop", "loops forever", None,
+         r"did not return|longer than the limit",
+         zero_cells=("test_batchnorm_forward",), at_most=8),
+    Case("memory_bomb", "allocates until memory runs out", "zero",
+         r"MemoryError|memory"),
+    Case("fork_bomb", "forks without end", "zero",
+         r"fork|stopped|processes|Resource temporarily"),
+    Case("disk_filler", "fills the disk", "zero", r"File too large|No space|disk"),
+    Case("output_flood", "floods the output", "zero", r"output cut"),
+    Case("kernel_exit", "kills its own kernel (os._exit)", "zero",
+         r"kernel died|ended the process"),
+    Case("sleep_past_limit", "sleeps past the limits", "zero",
+         r"longer than the limit|time limit"),
+]
+
+
+def build(dest: Path, solution: Path = SOLUTION, release: Path = RELEASE) -> list[Case]:
+    """Write every case under ``dest/<student>/``; returns :data:`CASES`."""
+    sol_nb = nbformat.read(str(solution), as_version=4)
+    rel_nb = nbformat.read(str(release), as_version=4)
+    sol = _answers(sol_nb)
+    for key in ("batchnorm_forward", "batchnorm_backward"):
+        if key not in sol:
+            raise ValueError(f"the batchnorm solution has no answer cell {key!r}")
+    if '"x"' not in sol["batchnorm_forward"] or '"gamma"' not in sol["batchnorm_forward"]:
+        raise ValueError("the solution's cache has no 'x' / 'gamma' keys: update the corpus")
+    correct = _fill(rel_nb, sol)
+    wrong = _fill(rel_nb, wrong_answers(sol))
+    makers: dict[str, Callable[[], NotebookNode | bytes | dict]] = {
+        "correct": lambda: correct,
+        "wrong": lambda: wrong,
+        "release": lambda: rel_nb,
+        "edit_tests": lambda: _edit_tests(rel_nb),
+        "delete_tests": lambda: _without_tests(rel_nb),
+        "duplicate_tests": lambda: _duplicate_tests(correct),
+        "reorder_cells": lambda: _tests_first(correct),
+        "strip_metadata": lambda: _strip(_edit_tests(rel_nb)),
+        "forge_metadata": lambda: _forge(rel_nb),
+        "corrupt_json": lambda: nbformat.writes(correct).encode()[:300],
+        "not_a_notebook": lambda: json.dumps({"student": "me", "answer": 42}).encode(),
+        "renamed": lambda: {"my_final_version.ipynb": correct},
+        "torch_layer": lambda: _fill(correct, {"batchnorm_forward": _torch_layer(sol)}),
+        "autograd_backward": lambda: _fill(
+            correct, {"batchnorm_backward": AUTOGRAD_BACKWARD}
+        ),
+        "drop_files": lambda: {NAME: rel_nb, **DROPPED},
+    }
+    for name, src in FORWARD.items():
+        base = correct if name in ("imports_trainlab", "infinite_loop") else rel_nb
+        nb = _fill(base, {"batchnorm_forward": src})
+        if name in ATTACKS:
+            nb = _insert_after_setup(nb, ATTACKS[name])
+        makers.setdefault(name, lambda nb=nb: nb)
+    for name, src in ATTACKS.items():
+        if name in makers:
+            continue
+        base = wrong if name in ("patch_torch", "patch_asserts", "patch_checks",
+                                 "detect_env") else rel_nb
+        makers[name] = lambda base=base, src=src: _insert_after_setup(base, src)
+    for case in CASES:
+        made = makers[case.name]()
+        plain = isinstance(made, dict) and not isinstance(made, NotebookNode)
+        files = made if plain else {NAME: made}
+        for rel, content in files.items():
+            path = dest / case.name / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, NotebookNode):
+                content = nbformat.writes(content)
+            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return CASES
+
+
+def _edit_tests(nb: NotebookNode) -> NotebookNode:
+    nb = copy.deepcopy(nb)
+    for cell in _tests(nb):
+        cell.source = 'print("All tests passed!")\n37'
+    return nb
+
+
+def _without_tests(nb: NotebookNode) -> NotebookNode:
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if not _meta(c).get("grade")]
+    return nb
+
+
+def _duplicate_tests(nb: NotebookNode) -> NotebookNode:
+    nb = copy.deepcopy(nb)
+    cells = []
+    for cell in nb.cells:
+        cells.append(cell)
+        if _meta(cell).get("grade"):
+            dup = copy.deepcopy(cell)
+            dup.id = f"dup-{cell.id}"
+            cells.append(dup)
+    nb.cells = cells
+    return nb
+
+
+def _tests_first(nb: NotebookNode) -> NotebookNode:
+    nb = copy.deepcopy(nb)
+    tests = _tests(nb)
+    rest = [c for c in nb.cells if not _meta(c).get("grade")]
+    setup = next(i for i, c in enumerate(rest) if _meta(c).get("grade_id") == "setup")
+    nb.cells = rest[: setup + 1] + tests + rest[setup + 1 :]
+    return nb
+
+
+def _strip(nb: NotebookNode) -> NotebookNode:
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        cell.metadata.pop("nbgrader", None)
+    return nb
+
+
+def _forge(nb: NotebookNode) -> NotebookNode:
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        meta = _meta(cell)
+        if meta.get("grade"):
+            meta["points"] = 1000
+            cell.source = "1000"
+        if meta.get("grade_id") == "batchnorm_forward":
+            meta.update(grade=True, points=1000)
+            cell.source = "1000"
+    return nb
