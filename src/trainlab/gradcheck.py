@@ -153,9 +153,11 @@ def numerical_gradient(
             old = x[idx].clone()
             try:
                 x[idx] = old + h
-                f_plus = _loss(f, x).clone()  # clone: f may return a view of x
+                # clone both: f may return a view of x, which the next
+                # assignment (or the restore below) would change under us
+                f_plus = _loss(f, x).clone()
                 x[idx] = old - h
-                f_minus = _loss(f, x)
+                f_minus = _loss(f, x).clone()
             finally:
                 x[idx] = old
             if f_plus.shape != dout.shape:
