@@ -655,6 +655,8 @@ class RunnerClient:
         return reply
 
     def request(self, op: str, proxy: RemoteFunction, **fields) -> Any:
+        if self.box is None:  # an earlier call killed it: start afresh first
+            self.start()
         return self._exchange({"op": op, "target": proxy._target(), **fields})
 
     def call(self, proxy: RemoteFunction, args, kwargs, guard=None) -> Any:

@@ -54,7 +54,9 @@ def _meta(cell) -> dict:
 
 
 def _answers(nb: NotebookNode) -> dict[str, str]:
-    return {_meta(c)["grade_id"]: c.source for c in nb.cells if _meta(c).get("solution")}
+    return {
+        _meta(c)["grade_id"]: c.source for c in nb.cells if _meta(c).get("solution")
+    }
 
 
 def _tests(nb: NotebookNode) -> list[NotebookNode]:
@@ -91,8 +93,8 @@ def wrong_answers(sol: dict[str, str]) -> dict[str, str]:
     wrong = dict(sol)
     wrong["batchnorm_forward"] = (
         _rename(sol["batchnorm_forward"], "batchnorm_forward", "_forward_ok")
-        + "\n\n\ndef batchnorm_forward(x, gamma, beta, running_mean, running_var, **kw):\n"
-        "    out, cache = _forward_ok(x, gamma, beta, running_mean, running_var, **kw)\n"
+        + "\n\n\ndef batchnorm_forward(x, gamma, beta, rm, rv, **kw):\n"
+        "    out, cache = _forward_ok(x, gamma, beta, rm, rv, **kw)\n"
         "    return out - beta, cache\n"
     )
     wrong["batchnorm_backward"] = (
@@ -125,7 +127,8 @@ import autograder.checks.expect as _E
 import autograder.checks.common as _C
 _E.expect_close = lambda *a, **k: None
 _C.close_with_hints = lambda *a, **k: None
-""" + FULL_MARKS_CHECK,
+"""
+    + FULL_MARKS_CHECK,
     "patch_checks": """
 import autograder.checks.batchnorm as _B
 class _Fake:
@@ -144,7 +147,8 @@ builtins.sum = lambda *a, **k: 0
     "detect_env": """
 import os, sys
 if os.environ.get("NBGRADER_EXECUTION") or "autograder" in sys.modules:
-""" + "\n".join("    " + line for line in FULL_MARKS_CHECK.strip().splitlines()),
+"""
+    + "\n".join("    " + line for line in FULL_MARKS_CHECK.strip().splitlines()),
     "write_gradebook": """
 import os, sqlite3
 hits = []
@@ -152,7 +156,7 @@ for top in ("/tmp", "/work", os.path.expanduser("~")):
     for dirpath, dirnames, filenames in os.walk(top):
         if dirpath.count(os.sep) - top.count(os.sep) > 6:
             dirnames[:] = []
-        dirnames[:] = [d for d in dirnames if d not in (".venv", ".git", "node_modules")]
+        dirnames[:] = [d for d in dirnames if d not in (".venv", ".git")]
         for f in filenames:
             if f.endswith(".db"):
                 path = os.path.join(dirpath, f)
@@ -287,42 +291,103 @@ CASES: list[Case] = [
     Case("corrupt_json", "corrupted notebook JSON", "zero", r"not a valid notebook"),
     Case("not_a_notebook", "non-notebook JSON", "zero", r"not a valid notebook"),
     Case("renamed", "renames the file", "full", r"renamed file"),
-    Case("imports_trainlab", "imports the reference", None, r"reference",
-         zero_cells=("test_batchnorm_forward",), at_most=8),
-    Case("torch_layer", "uses torch's own layer", None, r"torch\.nn\.functional",
-         zero_cells=("test_batchnorm_forward",), at_most=8),
-    Case("autograd_backward", "autograd in a manual backward", None, r"autograd",
-         zero_cells=("test_batchnorm_backward",), at_most=7),
+    Case(
+        "imports_trainlab",
+        "imports the reference",
+        None,
+        r"reference",
+        zero_cells=("test_batchnorm_forward",),
+        at_most=8,
+    ),
+    Case(
+        "torch_layer",
+        "uses torch's own layer",
+        None,
+        r"torch\.nn\.functional",
+        zero_cells=("test_batchnorm_forward",),
+        at_most=8,
+    ),
+    Case(
+        "autograd_backward",
+        "autograd in a manual backward",
+        None,
+        r"autograd",
+        zero_cells=("test_batchnorm_backward",),
+        at_most=7,
+    ),
     Case("patch_torch", "monkeypatches torch", "wrong", r"monkeypatch"),
-    Case("patch_asserts", "monkeypatches the assert helpers", "wrong",
-         r"verification counts"),
-    Case("patch_checks", "monkeypatches the grader's checks", "wrong",
-         r"monkeypatch|verification counts"),
+    Case(
+        "patch_asserts",
+        "monkeypatches the assert helpers",
+        "wrong",
+        r"verification counts",
+    ),
+    Case(
+        "patch_checks",
+        "monkeypatches the grader's checks",
+        "wrong",
+        r"monkeypatch|verification counts",
+    ),
     Case("patch_builtins", "monkeypatches builtins", "zero", r"builtins"),
     Case("eq_always_true", "__eq__ always True", "zero", r"does not match|Tensor"),
     Case("fake_passed", "prints fake 'passed' output", "zero", r"not implemented"),
-    Case("detect_env", "detects the grading environment", "wrong",
-         r"verification counts|reads the environment"),
-    Case("read_hidden", "reads hidden tests / solutions from disk", None,
-         r"FileNotFoundError|no solutions", zero_cells=("test_batchnorm_forward",),
-         needs_mounts=True),
-    Case("write_gradebook", "writes to the gradebook", "zero",
-         r"opens a database|private path"),
-    Case("drop_files", "drops conftest.py / sitecustomize.py / startup files",
-         "zero", r"ignored"),
-    Case("infinite_loop", "loops forever", None,
-         r"did not return|longer than the limit",
-         zero_cells=("test_batchnorm_forward",), at_most=8),
-    Case("memory_bomb", "allocates until memory runs out", "zero",
-         r"MemoryError|memory"),
-    Case("fork_bomb", "forks without end", "zero",
-         r"fork|stopped|processes|Resource temporarily"),
+    Case(
+        "detect_env",
+        "detects the grading environment",
+        "wrong",
+        r"verification counts|reads the environment",
+    ),
+    Case(
+        "read_hidden",
+        "reads hidden tests / solutions from disk",
+        None,
+        r"FileNotFoundError|no solutions",
+        zero_cells=("test_batchnorm_forward",),
+        needs_mounts=True,
+    ),
+    Case(
+        "write_gradebook",
+        "writes to the gradebook",
+        "zero",
+        r"opens a database|private path",
+    ),
+    Case(
+        "drop_files",
+        "drops conftest.py / sitecustomize.py / startup files",
+        "zero",
+        r"ignored",
+    ),
+    Case(
+        "infinite_loop",
+        "loops forever",
+        None,
+        r"did not return|longer than the limit",
+        zero_cells=("test_batchnorm_forward",),
+        at_most=8,
+    ),
+    Case(
+        "memory_bomb", "allocates until memory runs out", "zero", r"MemoryError|memory"
+    ),
+    Case(
+        "fork_bomb",
+        "forks without end",
+        "zero",
+        r"fork|stopped|processes|Resource temporarily",
+    ),
     Case("disk_filler", "fills the disk", "zero", r"File too large|No space|disk"),
     Case("output_flood", "floods the output", "zero", r"output cut"),
-    Case("kernel_exit", "kills its own kernel (os._exit)", "zero",
-         r"kernel died|ended the process"),
-    Case("sleep_past_limit", "sleeps past the limits", "zero",
-         r"longer than the limit|time limit"),
+    Case(
+        "kernel_exit",
+        "kills its own kernel (os._exit)",
+        "zero",
+        r"kernel died|ended the process",
+    ),
+    Case(
+        "sleep_past_limit",
+        "sleeps past the limits",
+        "zero",
+        r"longer than the limit|time limit",
+    ),
 ]
 
 
@@ -334,8 +399,13 @@ def build(dest: Path, solution: Path = SOLUTION, release: Path = RELEASE) -> lis
     for key in ("batchnorm_forward", "batchnorm_backward"):
         if key not in sol:
             raise ValueError(f"the batchnorm solution has no answer cell {key!r}")
-    if '"x"' not in sol["batchnorm_forward"] or '"gamma"' not in sol["batchnorm_forward"]:
-        raise ValueError("the solution's cache has no 'x' / 'gamma' keys: update the corpus")
+    if (
+        '"x"' not in sol["batchnorm_forward"]
+        or '"gamma"' not in sol["batchnorm_forward"]
+    ):
+        raise ValueError(
+            "the solution's cache has no 'x' / 'gamma' keys: update the corpus"
+        )
     correct = _fill(rel_nb, sol)
     wrong = _fill(rel_nb, wrong_answers(sol))
     makers: dict[str, Callable[[], NotebookNode | bytes | dict]] = {
@@ -366,8 +436,11 @@ def build(dest: Path, solution: Path = SOLUTION, release: Path = RELEASE) -> lis
     for name, src in ATTACKS.items():
         if name in makers:
             continue
-        base = wrong if name in ("patch_torch", "patch_asserts", "patch_checks",
-                                 "detect_env") else rel_nb
+        base = (
+            wrong
+            if name in ("patch_torch", "patch_asserts", "patch_checks", "detect_env")
+            else rel_nb
+        )
         makers[name] = lambda base=base, src=src: _insert_after_setup(base, src)
     for case in CASES:
         made = makers[case.name]()
@@ -378,7 +451,9 @@ def build(dest: Path, solution: Path = SOLUTION, release: Path = RELEASE) -> lis
             path.parent.mkdir(parents=True, exist_ok=True)
             if isinstance(content, NotebookNode):
                 content = nbformat.writes(content)
-            path.write_bytes(content if isinstance(content, bytes) else content.encode())
+            path.write_bytes(
+                content if isinstance(content, bytes) else content.encode()
+            )
     return CASES
 
 
