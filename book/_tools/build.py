@@ -50,8 +50,10 @@ def build(
 
     root = Path(root).resolve()
     output = Path(output).resolve()
-    # matplotlib in the page kernels: no display, cache inside the build folder
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    # the page kernels must draw with the inline backend: a leftover MPLBACKEND
+    # (e.g. Agg from a headless shell) would silently drop every figure
+    os.environ.pop("MPLBACKEND", None)
+    # no debugger warning on stderr from the kernels (stderr output is fatal)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
     result = build_sphinx(
         root,
