@@ -197,3 +197,11 @@ def render_html(
     }
     html, _ = _exporter().from_notebook_node(fb, resources=resources)
     return html
+
+
+def visible_text(html: str) -> str:
+    """What a reader of the feedback page sees: the text without the markup."""
+    import html as html_lib
+
+    body = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    return html_lib.unescape(re.sub(r"<[^>]+>", "", body))

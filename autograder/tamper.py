@@ -55,6 +55,8 @@ IMPORTS = {
     "multiprocessing": "starts processes",
     "gc": "can search the interpreter's memory",
 }
+#: IPython's history of inputs and outputs (test cells' source included)
+HISTORY = frozenset({"In", "Out", "_ih", "_oh", "_i", "_ii", "_iii", "get_ipython"})
 PRIVATE_PATH = re.compile(
     r"(solutions|grading|gradebook|autograded|\.db\b|/proc/|nbgrader_config|"
     r"sitecustomize|conftest|startup)",
@@ -116,6 +118,8 @@ def scan(nb: NotebookNode) -> list[str]:
                 for m in mods:
                     if m.split(".")[0] in IMPORTS:
                         what = f"imports {m}: {IMPORTS[m.split('.')[0]]}"
+            elif isinstance(node, ast.Name) and node.id in HISTORY:
+                what = f"reads {node.id}: the kernel's input/output history"
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if PRIVATE_PATH.search(node.value) and len(node.value) < 300:
                     what = f"names a private path: {node.value[:80]!r}"

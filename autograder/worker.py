@@ -108,6 +108,28 @@ def _edited_tests(nb, spec: Assignment) -> list[str]:
     return notes
 
 
+_LIMIT_ERROR = re.compile(
+    r"MemoryError|can't allocate memory|File too large|No space left|"
+    r"Resource temporarily unavailable|Too many open files|BlockingIOError",
+    re.I,
+)
+
+
+def _limit_errors(nb) -> list[str]:
+    """Messages for cells stopped by a resource limit of the sandbox."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error":
+                continue
+            text = f"{out.get('ename', '')}: {out.get('evalue', '')}"
+            if _LIMIT_ERROR.search(text):
+                found.append(
+                    f"cell {i} hit a resource limit of the sandbox: {text[:200]}"
+                )
+    return found
+
+
 def _limit_output(nb) -> None:
     from nbgrader.preprocessors import LimitOutput
 
@@ -223,6 +245,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         info = kernel.execute(sanitized, limits=limits, policy=policy)
         _limit_output(sanitized)
         in_kernel = _in_kernel_scores(sanitized, spec)
+        result["messages"] += _limit_errors(sanitized)
         result["isolation"] = info["applied"]
         result["timing"]["execute"] = round(info["seconds"], 3)
         for i in info.get("cut", []):

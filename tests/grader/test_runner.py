@@ -50,7 +50,6 @@ def draws(gen):
 @pytest.fixture
 def client(policy):
     import trainlab.batchnorm  # noqa: F401 - loaded in a grading worker too
-
     from autograder import verify
 
     runner.install_guard_bridge()

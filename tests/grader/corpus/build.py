@@ -329,7 +329,14 @@ CASES: list[Case] = [
         r"monkeypatch|verification counts",
     ),
     Case("patch_builtins", "monkeypatches builtins", "zero", r"builtins"),
-    Case("eq_always_true", "__eq__ always True", "zero", r"does not match|Tensor"),
+    # zeros of the right shape earn the structural check, as they would honestly
+    Case(
+        "eq_always_true",
+        "__eq__ always True",
+        None,
+        r"does not match|Tensor",
+        at_most=36,
+    ),
     Case("fake_passed", "prints fake 'passed' output", "zero", r"not implemented"),
     Case(
         "detect_env",
