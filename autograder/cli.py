@@ -148,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--db",
         metavar="URL",
-        help="gradebook SQLAlchemy URL (default: SQLite in the work "
-        "folder; e.g. postgresql://user@host/gradebook)",
+        help="gradebook SQLAlchemy URL (default: $TRAINLAB_DB_URL, else SQLite "
+        "in the work folder; e.g. postgresql://user@host/gradebook)",
     )
     g.add_argument(
         "-s",
@@ -217,7 +217,7 @@ def _grade(args: argparse.Namespace) -> int:
         submissions=args.submissions,
         assignment=args.assignment,
         jobs=max(1, args.jobs),
-        db_url=args.db,
+        db_url=args.db or os.environ.get("TRAINLAB_DB_URL"),
         students=args.student,
         work=args.work or cfg.grading_dir(),
         force=args.force,

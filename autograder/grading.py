@@ -305,6 +305,20 @@ def check_notebook(
     if assignment_name not in names:
         raise ValueError(f"unknown assignment {assignment_name!r}")
     spec, _ = asg.load(assignment_name, source_root)
+    nb, why = intake.read_notebook(path, limits.notebook_mb)
+    if nb is None:  # nothing to run: no need for a worker
+        return {
+            "student": "student",
+            "assignment": assignment_name,
+            "status": "unreadable",
+            "score": 0.0,
+            "max_score": spec.max_score,
+            "messages": [why],
+            "cells": {
+                gid: {"score": 0.0, "max_score": p, "problems": "not graded"}
+                for gid, p in spec.points.items()
+            },
+        }
     work = Path(tempfile.mkdtemp(prefix="autograder-check-"))
     try:
         opts = Options(

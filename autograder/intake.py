@@ -280,3 +280,28 @@ def collect(
         subs += s
         problems += p
     return subs, problems
+
+
+def read_notebook(path, max_mb: float) -> tuple[object | None, str]:
+    """The notebook at ``path`` (nbformat 4, validated), or None and why not."""
+    import nbformat
+
+    size = os.path.getsize(path)
+    if size > max_mb * 1024 * 1024:
+        return None, (
+            f"the file is {size / 2**20:.1f} MB, over the limit of {max_mb} MB; "
+            "it was not graded"
+        )
+    try:
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+        if not isinstance(nb.get("cells"), list):
+            raise ValueError("no cells")
+    except RecursionError:
+        return None, "the file is not a valid notebook: nested too deeply"
+    except Exception as exc:  # noqa: BLE001 - any malformed input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return None, f"the file is not a valid notebook ({type(exc).__name__}: {first})"
+    return nb, ""

@@ -43,29 +43,11 @@ def _meta(cell) -> dict:
     )
 
 
-def _read(
-    path: str, limits: sandbox.Limits
-) -> tuple[nbformat.NotebookNode | None, str]:
+def _read(path: str, limits: sandbox.Limits):
     """The notebook at ``path``, or None and why not."""
-    size = os.path.getsize(path)
-    if size > limits.notebook_mb * 1024 * 1024:
-        return None, (
-            f"the file is {size / 2**20:.1f} MB, over the limit of "
-            f"{limits.notebook_mb} MB; it was not graded"
-        )
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-        nb = nbformat.reads(text, as_version=4)
-        nbformat.validate(nb)
-        if not isinstance(nb.get("cells"), list):
-            raise ValueError("no cells")
-    except RecursionError:
-        return None, "the file is not a notebook: nested too deeply"
-    except Exception as exc:  # noqa: BLE001 - any malformed input
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return None, f"the file is not a valid notebook ({type(exc).__name__}: {first})"
-    return nb, ""
+    from autograder.intake import read_notebook
+
+    return read_notebook(path, limits.notebook_mb)
 
 
 def _scan(nb, source_path: str) -> list[str]:

@@ -148,3 +148,15 @@ def postgres_url():
         pg_run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop", check=False)
         time.sleep(0.2)
         shutil.rmtree(data_root, ignore_errors=True)
+
+
+def fresh_database(server_url: str, name: str) -> str:
+    """A new, empty database on the test server; returns its URL."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as con:
+        con.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        con.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
