@@ -23,17 +23,23 @@ import torch
 import torch.nn.functional as F
 
 import trainlab.activations as ref
+from autograder.checks.common import (
+    close_with_hints,
+    expect_gradcheck,
+    expect_unchanged,
+    forward_pair,
+    gen,
+    single_threaded,
+)
 from autograder.checks.core import Grader, Mistake, Report
 from autograder.checks.expect import (
     expect_close,
     expect_dtype_device,
     expect_shape,
-    plain_tensor,
     rel_error,
     unpack,
 )
 from autograder.checks.own_code import Guard, Rules, devices, rules
-from trainlab.gradcheck import check_directional, check_elementwise
 
 #: helpers the notebook imports from the reference on purpose
 _ALLOWED = {("activations.py", "_check_dout"), ("activations.py", "_prelu_view")}
@@ -57,10 +63,6 @@ def _rules(*names: str, hint: str) -> Rules:
 # ----------------------------------------------------------------- inputs
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 #: N != D, N = 4, a larger one, and a 4-D input
 SHAPES = [(4, 7), (7, 4), (64, 257), (2, 3, 4, 5)]
 
@@ -71,77 +73,16 @@ def _away_from_zero(x: torch.Tensor, margin: float = 0.05) -> torch.Tensor:
 
 
 def _random_x(shape: tuple[int, ...], seed: int) -> torch.Tensor:
-    x = 2.5 * torch.randn(shape, generator=_gen(seed), dtype=torch.float64) + 0.3
+    x = 2.5 * torch.randn(shape, generator=gen(seed), dtype=torch.float64) + 0.3
     return _away_from_zero(x)
 
 
 def _random_dout(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     # random upstream gradient, never ones: a missing dout factor shows
-    return torch.randn(shape, generator=_gen(seed + 1000), dtype=torch.float64) + 0.5
+    return torch.randn(shape, generator=gen(seed + 1000), dtype=torch.float64) + 0.5
 
 
 # ---------------------------------------------------------- shared helpers
-
-
-def _forward_out(value: object, what: str) -> tuple[torch.Tensor, Any]:
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise Mistake(
-            f"{what} should return a pair (out, cache); got "
-            f"{type(value).__name__}"
-            + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
-        )
-    return plain_tensor(value[0], "out"), value[1]
-
-
-def _expect_unchanged(before: torch.Tensor, after: torch.Tensor, name: str, what: str):
-    if not torch.equal(before, after):
-        raise Mistake(
-            f"{what} changed its input {name} in place; compute a new tensor "
-            f"instead (for example with torch.where), leaving {name} as it was"
-        )
-
-
-def _matching_hint(actual: torch.Tensor, hints: list[tuple[str, torch.Tensor]]) -> str:
-    """The first hint whose wrong formula gives ``actual``, else ''."""
-    for text, wrong in hints:
-        wrong = wrong.to(actual.device, actual.dtype)
-        if wrong.shape == actual.shape and torch.isfinite(wrong).all():
-            if rel_error(actual, wrong) < 1e-6:
-                return text
-    return ""
-
-
-def _close_with_hints(
-    actual: torch.Tensor,
-    expected: torch.Tensor,
-    name: str,
-    hints: list[tuple[str, torch.Tensor]] | None = None,
-    tol: float | None = None,
-) -> None:
-    try:
-        expect_close(actual, expected, name, tol=tol)
-    except Mistake as exc:
-        hint = _matching_hint(actual, hints or [])
-        if hint:
-            raise Mistake(f"{exc}\nLikely mistake: {hint}") from None
-        raise
-
-
-def _gradcheck(
-    f: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    dout: torch.Tensor,
-    analytic: torch.Tensor,
-    name: str,
-) -> None:
-    """Elementwise and directional checks of ``analytic`` against finite differences."""
-    for check in (check_elementwise, check_directional):
-        result = check(f, x, dout, analytic, generator=_gen(7), name=name)
-        if not result.passed:
-            raise Mistake(
-                f"the numerical gradient of the reference forward disagrees with "
-                f"your {name}:\n{result}"
-            )
 
 
 # ------------------------------------------------- elementwise activations
@@ -188,7 +129,7 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
 
     def returns_pair() -> None:
         x = _random_x((4, 7), 1)
-        out, _ = _forward_out(guard.call(forward, x.clone(), **spec.params), what)
+        out, _ = forward_pair(guard.call(forward, x.clone(), **spec.params), what)
         expect_shape(out, x.shape, "out")
         expect_dtype_device(out, x, "out")
 
@@ -196,15 +137,15 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
         for i, shape in enumerate(SHAPES):
             x = _random_x(shape, 10 + i)
             x_before = x.clone()
-            out, _ = _forward_out(guard.call(forward, x, **spec.params), what)
-            _expect_unchanged(x_before, x, "x", what)
+            out, _ = forward_pair(guard.call(forward, x, **spec.params), what)
+            expect_unchanged(x_before, x, "x", what)
             want, _ = _reference(spec, x, spec.params)
             hints = _hints(spec.forward_hints, x, want, None, spec.params)
-            _close_with_hints(out, want, f"out for x of shape {shape}", hints)
+            close_with_hints(out, want, f"out for x of shape {shape}", hints)
             expect_close(out, spec.torch_fn(x, spec.params), "out (vs torch)")
         if spec.params:  # the defaults of the signature
             x = _random_x((5, 3), 20)
-            out, _ = _forward_out(guard.call(forward, x), what)
+            out, _ = forward_pair(guard.call(forward, x), what)
             want, _ = spec.ref_forward(x)
             expect_close(
                 out,
@@ -219,14 +160,14 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
             for shape in ((7, 4), (2, 3, 4, 5)):
                 x64 = _random_x(shape, 30)
                 x = x64.float().to(device)
-                out, _ = _forward_out(guard.call(forward, x, **spec.params), what)
+                out, _ = forward_pair(guard.call(forward, x, **spec.params), what)
                 expect_dtype_device(out, x, f"out ({device}, float32)")
                 want, _ = _reference(spec, x, spec.params)
                 expect_close(out, want, f"out ({device}, float32)", tol=1e-5)
             if device.type != "cpu":
                 x = _random_x((6, 5), 31)
-                out_cpu, _ = _forward_out(guard.call(forward, x, **spec.params), what)
-                out_dev, _ = _forward_out(
+                out_cpu, _ = forward_pair(guard.call(forward, x, **spec.params), what)
+                out_dev, _ = forward_pair(
                     guard.call(forward, x.to(device), **spec.params), what
                 )
                 expect_close(out_dev.cpu(), out_cpu, f"out on {device} vs on cpu")
@@ -234,7 +175,7 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
     def edge() -> None:
         for dtype in (torch.float64, torch.float32):
             x = torch.tensor(spec.edge_x, dtype=dtype)
-            out, _ = _forward_out(guard.call(forward, x.clone(), **spec.params), what)
+            out, _ = forward_pair(guard.call(forward, x.clone(), **spec.params), what)
             want, _ = _reference(spec, x, spec.params)
             values = ", ".join(f"{v:g}" for v in spec.edge_x)
             try:
@@ -270,7 +211,7 @@ def _cache_for_backward(
         try:
             with torch.no_grad():
                 value = forward(x.clone(), **params)
-            out, cache = _forward_out(value, "forward")
+            out, cache = forward_pair(value, "forward")
             if out.shape == want.shape and rel_error(out, want) < 1e-6:
                 return cache, ""
         except Exception:  # a broken forward: fall back to the reference cache
@@ -307,7 +248,7 @@ def _grade_backward(spec: Elementwise, forward: Callable, backward: Callable) ->
                     f"your backward raised {type(exc).__name__}: {exc} {note}"
                 ) from None
             raise
-        _expect_unchanged(dout_before, dout, "dout", what)
+        expect_unchanged(dout_before, dout, "dout", what)
         return unpack(dx, ["dx"], what)[0]
 
     def shape_dtype() -> None:
@@ -323,7 +264,7 @@ def _grade_backward(spec: Elementwise, forward: Callable, backward: Callable) ->
             want = spec.ref_backward(dout, spec.ref_forward(x, **spec.params)[1])
             out = spec.ref_forward(x, **spec.params)[0]
             hints = _hints(spec.backward_hints, x, out, dout, spec.params)
-            _close_with_hints(dx, want, f"dx for x of shape {shape}", hints)
+            close_with_hints(dx, want, f"dx for x of shape {shape}", hints)
             expect_close(
                 dx, _torch_grad(spec, x, dout, spec.params), "dx (vs torch autograd)"
             )
@@ -353,7 +294,7 @@ def _grade_backward(spec: Elementwise, forward: Callable, backward: Callable) ->
             spec.edge_backward_hints + spec.backward_hints, x, out, dout, spec.params
         )
         values = ", ".join(f"{v:g}" for v in spec.edge_x)
-        _close_with_hints(dx, want, f"dx at x = [{values}]", hints, tol=1e-6)
+        close_with_hints(dx, want, f"dx at x = [{values}]", hints, tol=1e-6)
 
     def gradcheck() -> None:
         for shape in ((4, 7), (3, 2, 5)):
@@ -364,7 +305,7 @@ def _grade_backward(spec: Elementwise, forward: Callable, backward: Callable) ->
             def f(v: torch.Tensor) -> torch.Tensor:
                 return spec.ref_forward(v, **spec.params)[0]
 
-            _gradcheck(f, x, dout, dx, "dx")
+            expect_gradcheck(f, x, dout, dx, "dx")
 
     g.check("returns dx with the shape, dtype and device of x", 1, shape_dtype)
     g.check(
@@ -602,41 +543,49 @@ ELU = Elementwise(
 )
 
 
+@single_threaded
 def grade_sigmoid_forward(sigmoid_forward: Callable) -> Report:
     """Grade ``sigmoid_forward(x) -> (out, cache)``."""
     return _grade_forward(SIGMOID, sigmoid_forward)
 
 
+@single_threaded
 def grade_sigmoid_backward(sigmoid_forward: Callable, sigmoid_backward: Callable):
     """Grade ``sigmoid_backward(dout, cache) -> dx`` (cache from the forward)."""
     return _grade_backward(SIGMOID, sigmoid_forward, sigmoid_backward)
 
 
+@single_threaded
 def grade_tanh_forward(tanh_forward: Callable) -> Report:
     """Grade ``tanh_forward(x) -> (out, cache)``."""
     return _grade_forward(TANH, tanh_forward)
 
 
+@single_threaded
 def grade_tanh_backward(tanh_forward: Callable, tanh_backward: Callable) -> Report:
     """Grade ``tanh_backward(dout, cache) -> dx``."""
     return _grade_backward(TANH, tanh_forward, tanh_backward)
 
 
+@single_threaded
 def grade_relu_forward(relu_forward: Callable) -> Report:
     """Grade ``relu_forward(x) -> (out, cache)``."""
     return _grade_forward(RELU, relu_forward)
 
 
+@single_threaded
 def grade_relu_backward(relu_forward: Callable, relu_backward: Callable) -> Report:
     """Grade ``relu_backward(dout, cache) -> dx``; relu'(0) = 0."""
     return _grade_backward(RELU, relu_forward, relu_backward)
 
 
+@single_threaded
 def grade_leaky_relu_forward(leaky_relu_forward: Callable) -> Report:
     """Grade ``leaky_relu_forward(x, negative_slope=0.01) -> (out, cache)``."""
     return _grade_forward(LEAKY_RELU, leaky_relu_forward)
 
 
+@single_threaded
 def grade_leaky_relu_backward(
     leaky_relu_forward: Callable, leaky_relu_backward: Callable
 ) -> Report:
@@ -644,11 +593,13 @@ def grade_leaky_relu_backward(
     return _grade_backward(LEAKY_RELU, leaky_relu_forward, leaky_relu_backward)
 
 
+@single_threaded
 def grade_elu_forward(elu_forward: Callable) -> Report:
     """Grade ``elu_forward(x, alpha=1.0) -> (out, cache)``."""
     return _grade_forward(ELU, elu_forward)
 
 
+@single_threaded
 def grade_elu_backward(elu_forward: Callable, elu_backward: Callable) -> Report:
     """Grade ``elu_backward(dout, cache) -> dx``; elu'(0) = alpha."""
     return _grade_backward(ELU, elu_forward, elu_backward)
@@ -683,7 +634,7 @@ PRELU_CASES = [
 
 def _random_alpha(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     # distinct slopes per channel in (0.05, 0.55), never torch's default 0.25
-    return 0.05 + 0.5 * torch.rand(shape, generator=_gen(seed), dtype=torch.float64)
+    return 0.05 + 0.5 * torch.rand(shape, generator=gen(seed), dtype=torch.float64)
 
 
 def _cache_or_reference(
@@ -694,7 +645,7 @@ def _cache_or_reference(
     try:
         with torch.no_grad():
             value = forward(*(a.clone() for a in args))
-        out, cache = _forward_out(value, "forward")
+        out, cache = forward_pair(value, "forward")
         if out.shape == want.shape and rel_error(out, want) < 1e-6:
             return cache, ""
     except Exception:  # a broken forward: fall back to the reference cache
@@ -725,7 +676,7 @@ def _run_backward(
                 f"your backward raised {type(exc).__name__}: {exc} {note}"
             ) from None
         raise
-    _expect_unchanged(dout_before, dout, "dout", what)
+    expect_unchanged(dout_before, dout, "dout", what)
     return unpack(value, names, what)
 
 
@@ -742,6 +693,7 @@ def _prelu_inputs(xs, as_, seed):
     return x, _random_alpha(as_, seed), _random_dout(xs, seed)
 
 
+@single_threaded
 def grade_prelu_forward(prelu_forward: Callable) -> Report:
     """Grade ``prelu_forward(x, alpha) -> (out, cache)`` (alpha (1,) or (C,))."""
     what = "prelu_forward"
@@ -749,7 +701,7 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
     g = Grader(what)
 
     def call(x, alpha):
-        return _forward_out(guard.call(prelu_forward, x, alpha), what)[0]
+        return forward_pair(guard.call(prelu_forward, x, alpha), what)[0]
 
     def returns_pair() -> None:
         x, alpha, _ = _prelu_inputs((4, 7), (7,), 1)
@@ -762,8 +714,8 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
             x, alpha, _ = _prelu_inputs(xs, as_, 10 + i)
             x0, a0 = x.clone(), alpha.clone()
             out = call(x, alpha)
-            _expect_unchanged(x0, x, "x", what)
-            _expect_unchanged(a0, alpha, "alpha", what)
+            expect_unchanged(x0, x, "x", what)
+            expect_unchanged(a0, alpha, "alpha", what)
             name = f"out for x {xs}, alpha {as_}"
             expect_close(out, ref.prelu_forward(x, alpha)[0], name)
             expect_close(out, F.prelu(x, alpha), name + " (vs torch)")
@@ -789,7 +741,7 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
         x[0, 0, 0] = 0.0
         out = call(x, alpha)
         wrong = torch.where(x > 0, x, alpha * x)  # broadcast along the last dim
-        _close_with_hints(
+        close_with_hints(
             out,
             ref.prelu_forward(x, alpha)[0],
             "out for x (2, 3, 4, 3), alpha (3,) (channels are dimension 1)",
@@ -820,6 +772,7 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
     return guard.report(g)
 
 
+@single_threaded
 def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> Report:
     """Grade ``prelu_backward(dout, cache) -> (dx, dalpha)``."""
     what = "prelu_backward"
@@ -880,7 +833,7 @@ def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> R
                     torch.where(x > 0, dout, torch.zeros_like(dout)),
                 )
             ]
-            _close_with_hints(dx, want, f"dx for x {xs}, alpha {as_}", hints)
+            close_with_hints(dx, want, f"dx for x {xs}, alpha {as_}", hints)
             expect_close(dx, _torch_prelu_grads(x, alpha, dout)[0], "dx (vs torch)")
 
     def dalpha_values() -> None:
@@ -889,7 +842,7 @@ def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> R
             _, dalpha = run(x, alpha, dout)
             hints = dalpha_hints(x, alpha, dout, dalpha)
             want = ref.prelu_backward(dout, ref.prelu_forward(x, alpha)[1])[1]
-            _close_with_hints(dalpha, want, f"dalpha for x {xs}, alpha {as_}", hints)
+            close_with_hints(dalpha, want, f"dalpha for x {xs}, alpha {as_}", hints)
             expect_close(
                 dalpha, _torch_prelu_grads(x, alpha, dout)[1], "dalpha (vs torch)"
             )
@@ -907,7 +860,7 @@ def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> R
                 torch.where(x >= 0, dout, alpha * dout),
             )
         ]
-        _close_with_hints(dx, want, "dx at x = 0", hints, tol=1e-6)
+        close_with_hints(dx, want, "dx at x = 0", hints, tol=1e-6)
 
     def float32_devices() -> None:
         for device in devices():
@@ -927,8 +880,10 @@ def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> R
         x, alpha, dout = _prelu_inputs((3, 4, 2), (4,), 80)
         dx, dalpha = run(x, alpha, dout)
         expect_shape(dalpha, alpha.shape, "dalpha")
-        _gradcheck(lambda v: ref.prelu_forward(v, alpha)[0], x, dout, dx, "dx")
-        _gradcheck(lambda a: ref.prelu_forward(x, a)[0], alpha, dout, dalpha, "dalpha")
+        expect_gradcheck(lambda v: ref.prelu_forward(v, alpha)[0], x, dout, dx, "dx")
+        expect_gradcheck(
+            lambda a: ref.prelu_forward(x, a)[0], alpha, dout, dalpha, "dalpha"
+        )
 
     g.check("returns (dx, dalpha) with the shapes of x and alpha", 1, shapes)
     g.check("dx matches the reference and torch autograd (float64)", 1, dx_values)
@@ -968,11 +923,11 @@ MAXOUT_CASES = [(4, 7, 5, 3), (7, 4, 3, 2), (64, 100, 50, 4)]
 
 def _maxout_inputs(case: tuple[int, int, int, int], seed: int):
     n, d, m, k = case
-    gen = _gen(seed)
-    x = torch.randn(n, d, generator=gen, dtype=torch.float64)
-    w = torch.randn(k, d, m, generator=gen, dtype=torch.float64) / d**0.5
-    b = 0.3 * torch.randn(k, m, generator=gen, dtype=torch.float64)
-    dout = torch.randn(n, m, generator=gen, dtype=torch.float64)
+    g = gen(seed)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    w = torch.randn(k, d, m, generator=g, dtype=torch.float64) / d**0.5
+    b = 0.3 * torch.randn(k, m, generator=g, dtype=torch.float64)
+    dout = torch.randn(n, m, generator=g, dtype=torch.float64)
     return x, w, b, dout
 
 
@@ -981,6 +936,7 @@ def _torch_maxout(x, w, b):
     return scores.max(dim=0).values
 
 
+@single_threaded
 def grade_maxout_forward(maxout_forward: Callable) -> Report:
     """Grade ``maxout_forward(x, w, b) -> (out, cache)``, w (k, D, M), b (k, M)."""
     what = "maxout_forward"
@@ -988,7 +944,7 @@ def grade_maxout_forward(maxout_forward: Callable) -> Report:
     g = Grader(what)
 
     def call(x, w, b):
-        return _forward_out(guard.call(maxout_forward, x, w, b), what)[0]
+        return forward_pair(guard.call(maxout_forward, x, w, b), what)[0]
 
     def returns_pair() -> None:
         x, w, b, _ = _maxout_inputs((4, 7, 5, 3), 1)
@@ -1002,7 +958,7 @@ def grade_maxout_forward(maxout_forward: Callable) -> Report:
             before = [t.clone() for t in (x, w, b)]
             out = call(x, w, b)
             for name, t0, t in zip("xwb", before, (x, w, b), strict=True):
-                _expect_unchanged(t0, t, name, what)
+                expect_unchanged(t0, t, name, what)
             n, d, m, k = case
             label = f"out for N={n}, D={d}, M={m}, k={k}"
             hints = [
@@ -1016,7 +972,7 @@ def grade_maxout_forward(maxout_forward: Callable) -> Report:
                     torch.einsum("nd,kdm->knm", x, w).max(0).values + b.max(0).values,
                 ),
             ]
-            _close_with_hints(out, ref.maxout_forward(x, w, b)[0], label, hints)
+            close_with_hints(out, ref.maxout_forward(x, w, b)[0], label, hints)
             expect_close(out, _torch_maxout(x, w, b), label + " (vs torch)")
 
     def float32_devices() -> None:
@@ -1053,6 +1009,7 @@ def grade_maxout_forward(maxout_forward: Callable) -> Report:
     return guard.report(g)
 
 
+@single_threaded
 def grade_maxout_backward(
     maxout_forward: Callable, maxout_backward: Callable
 ) -> Report:
@@ -1097,7 +1054,7 @@ def grade_maxout_backward(
                     all_pieces(x, w, b, dout)[0],
                 )
             ]
-            _close_with_hints(dx, reference(x, w, b, dout)[0], f"dx for {case}", hints)
+            close_with_hints(dx, reference(x, w, b, dout)[0], f"dx for {case}", hints)
 
     def dw_db_values() -> None:
         for i, case in enumerate(MAXOUT_CASES):
@@ -1110,8 +1067,8 @@ def grade_maxout_backward(
                 "other pieces get 0 for that entry. You sent the gradient to "
                 "every piece"
             )
-            _close_with_hints(dw, want[1], f"dw for {case}", [(msg, wrong[1])])
-            _close_with_hints(db, want[2], f"db for {case}", [(msg, wrong[2])])
+            close_with_hints(dw, want[1], f"dw for {case}", [(msg, wrong[1])])
+            close_with_hints(db, want[2], f"db for {case}", [(msg, wrong[2])])
 
     def ties() -> None:
         x, w, b, dout = _maxout_inputs((5, 4, 3, 3), 70)
@@ -1149,9 +1106,9 @@ def grade_maxout_backward(
     def gradcheck() -> None:
         x, w, b, dout = _maxout_inputs((4, 5, 3, 3), 90)
         dx, dw, db = run(x, w, b, dout)
-        _gradcheck(lambda v: ref.maxout_forward(v, w, b)[0], x, dout, dx, "dx")
-        _gradcheck(lambda v: ref.maxout_forward(x, v, b)[0], w, dout, dw, "dw")
-        _gradcheck(lambda v: ref.maxout_forward(x, w, v)[0], b, dout, db, "db")
+        expect_gradcheck(lambda v: ref.maxout_forward(v, w, b)[0], x, dout, dx, "dx")
+        expect_gradcheck(lambda v: ref.maxout_forward(x, v, b)[0], w, dout, dw, "dw")
+        expect_gradcheck(lambda v: ref.maxout_forward(x, w, v)[0], b, dout, db, "db")
 
     g.check("returns (dx, dw, db) with the shapes of x, w and b", 1, shapes)
     g.check("dx matches the reference (float64)", 1, dx_values)

@@ -35,7 +35,12 @@ import torch
 
 import trainlab.init as ref_init
 import trainlab.preprocessing as ref_pre
-from autograder.checks.common import close_with_hints, expect_unchanged, gen
+from autograder.checks.common import (
+    close_with_hints,
+    expect_unchanged,
+    gen,
+    single_threaded,
+)
 from autograder.checks.core import Grader, Mistake, Report
 from autograder.checks.expect import (
     expect_close,
@@ -136,6 +141,7 @@ PRE_SHAPES = [(50, 7), (4, 6), (500, 30)]
 PCA_SHAPES = [(50, 7), (4, 3), (500, 30)]
 
 
+@single_threaded
 def grade_feature_mean_std(feature_mean_std: Callable) -> Report:
     """Grade ``feature_mean_std(X) -> (mean, std)``, the biased std."""
     what = "feature_mean_std"
@@ -204,6 +210,7 @@ def grade_feature_mean_std(feature_mean_std: Callable) -> Report:
     return guard.report(g)
 
 
+@single_threaded
 def grade_standardize(standardize: Callable) -> Report:
     """Grade ``standardize(X, mean, std, eps=1e-8)``."""
     what = "standardize"
@@ -289,6 +296,7 @@ def _align_signs(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
     return got * signs
 
 
+@single_threaded
 def grade_pca_fit(pca_fit: Callable) -> Report:
     """Grade ``pca_fit(X, num_components=None) -> (mean, components, variances)``."""
     what = "pca_fit"
@@ -419,6 +427,7 @@ def grade_pca_fit(pca_fit: Callable) -> Report:
     return guard.report(g)
 
 
+@single_threaded
 def grade_whiten(whiten: Callable) -> Report:
     """Grade ``whiten(X, mean, components, variances, eps=1e-5)``."""
     what = "whiten"
@@ -567,6 +576,7 @@ def reference_helpers(fn: Callable, names: Sequence[str]) -> Iterator[None]:
 # ------------------------------------------------------------ calculate_gain
 
 
+@single_threaded
 def grade_calculate_gain(calculate_gain: Callable) -> Report:
     """Grade ``calculate_gain(nonlinearity, param=None) -> float``."""
     what = "calculate_gain"
@@ -640,6 +650,7 @@ def grade_calculate_gain(calculate_gain: Callable) -> Report:
 # -------------------------------------------------------------- compute_fans
 
 
+@single_threaded
 def grade_compute_fans(compute_fans: Callable) -> Report:
     """Grade ``compute_fans(shape) -> (fan_in, fan_out)``."""
     what = "compute_fans"
@@ -726,6 +737,7 @@ def grade_compute_fans(compute_fans: Callable) -> Report:
 # -------------------------------------------------------------- _kaiming_std
 
 
+@single_threaded
 def grade_kaiming_std(_kaiming_std: Callable) -> Report:
     """Grade ``_kaiming_std(dims, a, mode, nonlinearity) -> float``."""
     what = "_kaiming_std"
@@ -1123,21 +1135,25 @@ def _grade_init(spec: _Init, fn: Callable) -> Report:
     return guard.report(g)
 
 
+@single_threaded
 def grade_xavier_normal(xavier_normal: Callable) -> Report:
     """Grade ``xavier_normal(shape, gain=1.0, *, generator, dtype, device)``."""
     return _grade_init(XAVIER_NORMAL, xavier_normal)
 
 
+@single_threaded
 def grade_xavier_uniform(xavier_uniform: Callable) -> Report:
     """Grade ``xavier_uniform(shape, gain=1.0, *, generator, dtype, device)``."""
     return _grade_init(XAVIER_UNIFORM, xavier_uniform)
 
 
+@single_threaded
 def grade_kaiming_normal(kaiming_normal: Callable) -> Report:
     """Grade ``kaiming_normal(shape, a, mode, nonlinearity, *, generator, ...)``."""
     return _grade_init(KAIMING_NORMAL, kaiming_normal)
 
 
+@single_threaded
 def grade_kaiming_uniform(kaiming_uniform: Callable) -> Report:
     """Grade ``kaiming_uniform(shape, a, mode, nonlinearity, *, generator, ...)``."""
     return _grade_init(KAIMING_UNIFORM, kaiming_uniform)

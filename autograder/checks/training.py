@@ -25,7 +25,12 @@ import torch.nn.functional as F
 import trainlab.net as ref_net
 import trainlab.search as ref_search
 import trainlab.training as ref_training
-from autograder.checks.common import close_with_hints, expect_unchanged, gen
+from autograder.checks.common import (
+    close_with_hints,
+    expect_unchanged,
+    gen,
+    single_threaded,
+)
 from autograder.checks.core import Grader, Mistake, Report
 from autograder.checks.expect import (
     expect_close,
@@ -103,6 +108,7 @@ def _scores(n: int, c: int, seed: int, scale: float = 5.0) -> tuple:
 SOFTMAX_SHAPES = [(7, 4), (4, 10), (200, 10), (1, 3)]
 
 
+@single_threaded
 def grade_softmax_loss(softmax_loss: Callable) -> Report:
     """Grade ``softmax_loss(scores, y) -> (loss, dscores)``, averaged over N."""
     what = "softmax_loss"
@@ -226,6 +232,7 @@ def grade_softmax_loss(softmax_loss: Callable) -> Report:
 # --------------------------------------------------- update_to_weight_ratio
 
 
+@single_threaded
 def grade_update_to_weight_ratio(update_to_weight_ratio: Callable) -> Report:
     """Grade ``update_to_weight_ratio(w, update) -> float``."""
     what = "update_to_weight_ratio"
@@ -336,6 +343,7 @@ def _snapshot(model) -> tuple[dict, list, float]:
 # ------------------------------------------------------ initial_loss_check
 
 
+@single_threaded
 def grade_initial_loss_check(initial_loss_check: Callable) -> Report:
     """Grade ``initial_loss_check(model, X, y) -> (loss, expected)``."""
     what = "initial_loss_check"
@@ -419,6 +427,7 @@ def grade_initial_loss_check(initial_loss_check: Callable) -> Report:
 # ---------------------------------------------------- overfit_small_subset
 
 
+@single_threaded
 def grade_overfit_small_subset(overfit_small_subset: Callable) -> Report:
     """Grade ``overfit_small_subset(model_factory, data, num_samples=20, ...)``."""
     what = "overfit_small_subset"
@@ -504,6 +513,7 @@ def grade_overfit_small_subset(overfit_small_subset: Callable) -> Report:
 # --------------------------------------------------- learning_rate_search
 
 
+@single_threaded
 def grade_learning_rate_search(learning_rate_search: Callable) -> Report:
     """Grade ``learning_rate_search(model_factory, data, *, low, high, num, ...)``."""
     what = "learning_rate_search"
@@ -597,6 +607,7 @@ def grade_learning_rate_search(learning_rate_search: Callable) -> Report:
 # ------------------------------------------------------------- log_uniform
 
 
+@single_threaded
 def grade_log_uniform(log_uniform: Callable) -> Report:
     """Grade ``log_uniform(low, high, size, *, generator=None, dtype=float64)``."""
     what = "log_uniform"
@@ -667,6 +678,7 @@ def grade_log_uniform(log_uniform: Callable) -> Report:
 # ----------------------------------------------------------- random_search
 
 
+@single_threaded
 def grade_random_search(random_search: Callable) -> Report:
     """Grade ``random_search(build_and_train, space, num_trials, generator, ...)``."""
     what = "random_search"
@@ -885,6 +897,7 @@ def train_final(hparams: dict[str, Any], seed: int = FINAL_SEED):
     return hist, time.process_time() - start
 
 
+@single_threaded
 def grade_final_model(best_hparams: object) -> Report:
     """Retrain with the chosen hyperparameters; grade the validation accuracy.
 

@@ -372,8 +372,9 @@ def test_wrong_answer_loses_points_of_its_cell_only(sol, cell, source, check, te
         (
             "pca_fit",
             """
+            from sklearn.decomposition import PCA
+
             def pca_fit(X, num_components=None):
-                from sklearn.decomposition import PCA
                 p = PCA(num_components).fit(X.numpy())
                 comps = torch.from_numpy(p.components_.T.copy())
                 var = torch.from_numpy(p.explained_variance_)
