@@ -7,7 +7,7 @@ Usage::
     python book/_tools/build.py --all           # re-write every page
     python book/_tools/build.py --draft         # warnings do not stop the build
 
-This is Jupyter Book 1 (``jupyter-book build . -W``) driven from Python, so that
+This is Jupyter Book 1 (``jupyter-book build . -W -n``) driven from Python, so that
 the benchmark and the tests build exactly as ``make book`` does. Execution
 outputs are cached in ``<output>/.jupyter_cache`` (``execute_notebooks: cache``
 in ``_config.yml``): a page is re-executed only when its code changes.
@@ -65,6 +65,8 @@ def build(
             "external_toc_path": (root / "_toc.yml").as_posix(),
             "nb_execution_cache_path": (output / ".jupyter_cache").as_posix(),
             "latex_individualpages": False,
+            # nitpicky (-n): every unresolved cross-reference is a warning too
+            "nitpicky": True,
         },
         builder="html",
         warningiserror=strict,
