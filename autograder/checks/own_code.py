@@ -67,6 +67,10 @@ _AUTOGRAD_NAMES = frozenset(
         "apply",
     }
 )
+#: C functions that would switch the grader's profiler off or replace it
+_PROFILER_C = frozenset({"setprofile", "settrace", "setprofile_all_threads"})
+_THIS_FILE = __file__
+
 #: C functions that run the backward engine
 _AUTOGRAD_C = frozenset({"run_backward", "_run_backward"})
 
@@ -155,6 +159,8 @@ class Guard:
             return None
         if event == "c_call":
             name = getattr(arg, "__name__", "")
+            if name in _PROFILER_C and frame.f_code.co_filename != _THIS_FILE:
+                return "a call that touches the profiler (sys.setprofile)"
             if name in self.rules.c_names:
                 return f"the library's own {_label_c(arg)}"
             if self.rules.autograd and name in _AUTOGRAD_C:
@@ -192,12 +198,13 @@ class Guard:
         """
         if not callable(fn):
             raise Mistake(f"{self.what} should be a function; got {type(fn).__name__}")
-        setprofile = sys.setprofile
-        if not (
-            isinstance(setprofile, types.BuiltinFunctionType)
-            and getattr(setprofile, "__self__", None) is sys
+        setprofile, getprofile = sys.setprofile, sys.getprofile
+        if not all(
+            isinstance(f, types.BuiltinFunctionType)
+            and getattr(f, "__self__", None) is sys
+            for f in (setprofile, getprofile)
         ):
-            self.violations.append("sys.setprofile was replaced")
+            self.violations.append("a replaced sys.setprofile or sys.getprofile")
             raise Mistake(self._message())
         seen: list[str] = []
 
@@ -206,20 +213,21 @@ class Guard:
             if found is not None and found not in seen:
                 seen.append(found)
 
-        previous = sys.getprofile()
+        previous = getprofile()
         error: BaseException | None = None
         result: Any = None
+        current: Any = profile
         try:
             with torch.no_grad():
                 setprofile(profile)
                 try:
                     result = fn(*args, **kwargs)
                 finally:
+                    current = getprofile()
                     setprofile(previous)
         except BaseException as exc:  # re-raised below unless a violation wins
             error = exc
-        if sys.getprofile() is not previous:  # the student's code changed it
-            setprofile(previous)
+        if current is not profile:  # the student's code switched it off
             seen.append("a call that switched off the profiler (sys.setprofile)")
         for s in seen:
             if s not in self.violations:

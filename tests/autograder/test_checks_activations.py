@@ -390,6 +390,35 @@ def test_wrong_answer_loses_points(sol, name, part, source, check, text):
             "trainlab.activations.prelu_forward",
         ),
         (
+            "relu",
+            "forward",
+            """
+            import sys
+            import torch.nn.functional as F
+
+            def relu_forward(x):
+                sys.setprofile(None)  # hide the next call from the grader
+                return F.relu(x), (x,)
+            """,
+            "touches the profiler",
+        ),
+        (
+            "relu",
+            "forward",
+            """
+            import sys
+            import torch.nn.functional as F
+
+            def relu_forward(x):
+                grader = sys.getprofile()
+                sys.setprofile(None)  # hide the next call, then put it back
+                out = F.relu(x)
+                sys.setprofile(grader)
+                return out, (x,)
+            """,
+            "touches the profiler",
+        ),
+        (
             "leaky_relu",
             "forward",
             """
