@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+import autograder._fastimport  # noqa: F401 - first, before nbformat
 from autograder import nbgrader_config as cfg
 from autograder import sandbox
 

@@ -126,12 +126,22 @@ def grade_folder(opts: Options) -> dict:
         intake.IntakeError: the submissions cannot be read.
         ValueError: an unknown assignment.
     """
-    from autograder.gradebook import Book
     from autograder.pool import Pool
 
     start = time.monotonic()
     work = opts.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    # the workers start now: they import torch while the assignments load
+    pool = Pool(max(1, opts.jobs), work / "logs")
+    try:
+        return _grade_folder(opts, work, pool, start)
+    finally:
+        pool.close()
+
+
+def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
+    from autograder.gradebook import Book
+
     names = asg.available(opts.source_root)
     if opts.assignment and opts.assignment not in names:
         known = ", ".join(names) or "none"
@@ -152,55 +162,43 @@ def grade_folder(opts: Options) -> dict:
     version = code_version()
     limits_key = json.dumps(opts.limits.to_dict(), sort_keys=True)
     run = {"graded": 0, "cached": 0, "errors": 0, "jobs": 0, "isolation": {}}
-    # start the workers now (they take seconds to import torch) while the
-    # gradebook is opened; they are stopped at once if nothing needs grading
-    wanted = sorted({s.assignment for s in subs})
-    pool = None
-    if subs:
-        pool = Pool(
-            min(max(1, opts.jobs), len(subs)),
-            {k: specs[k].to_dict() for k in wanted},
-            opts.limits.to_dict(),
-            _policy(opts, [opts.submissions.resolve()]),
-            work / "logs",
-            sources={k: str(asg.source_path(k, opts.source_root)) for k in wanted},
-        )
-    try:
-        with Book(db_url, cfg.COURSE_ID) as book:
-            for name in wanted:
-                book.register(*loaded[name])
-            todo = []
-            for sub in subs:
-                digest = _digest(sub, specs[sub.assignment], version, limits_key)
-                paths = _paths(work, sub.student, sub.assignment)
-                fresh = (
-                    not opts.force
-                    and not opts.students
-                    and book.digest(sub.assignment, sub.student) == digest
-                    and paths["feedback"].exists()
-                )
-                if fresh:
-                    run["cached"] += 1
-                    continue
-                todo.append((sub, digest, paths))
+    with Book(db_url, cfg.COURSE_ID) as book:
+        for name in sorted({s.assignment for s in subs}):
+            book.register(*loaded[name])
+        todo = []
+        for sub in subs:
+            digest = _digest(sub, specs[sub.assignment], version, limits_key)
+            paths = _paths(work, sub.student, sub.assignment)
+            fresh = (
+                not opts.force
+                and not opts.students
+                and book.digest(sub.assignment, sub.student) == digest
+                and paths["feedback"].exists()
+            )
+            if fresh:
+                run["cached"] += 1
+                continue
+            todo.append((sub, digest, paths))
+        if todo:
+            wanted = sorted({s.assignment for s, _, _ in todo})
+            pool.configure(
+                {k: specs[k].to_dict() for k in wanted},
+                opts.limits.to_dict(),
+                _policy(opts, [opts.submissions.resolve()]),
+                sources={k: str(asg.source_path(k, opts.source_root)) for k in wanted},
+                n=min(pool.n, len(todo)),
+            )
+            run["jobs"] = pool.n
             jobs = [(str(i), _job(sub, opts)) for i, (sub, _, _) in enumerate(todo)]
-            if todo:
-                run["jobs"] = pool.n
-                bar = _progress(len(todo), opts.progress)
-                for res in pool.run(jobs):
-                    sub, digest, paths = todo[int(res["key"])]
-                    _finish(book, res, sub, digest, paths, run)
-                    bar.update(1)
-                bar.close()
-            if pool is not None:
-                pool.close()
-                pool = None
-            book.export_csv(work / "grades.csv")
-            results = book.results()
-            scores = book.scores()
-    finally:
-        if pool is not None:
-            pool.close()
+            bar = _progress(len(todo), opts.progress)
+            for res in pool.run(jobs):
+                sub, digest, paths = todo[int(res["key"])]
+                _finish(book, res, sub, digest, paths, run)
+                bar.update(1)
+            bar.close()
+        book.export_csv(work / "grades.csv")
+        results = book.results()
+        scores = book.scores()
     for r in results:  # the gradebook's own total (manual grades included)
         r["gradebook_score"] = scores.get((r["assignment"], r["student"]))
     report.grades_json(results, work / "grades.json")
@@ -333,14 +331,13 @@ def check_notebook(
             "notes": [],
             "source": str(asg.source_path(assignment_name, source_root)),
         }
-        with Pool(
-            1,
-            {assignment_name: spec.to_dict()},
-            limits.to_dict(),
-            policy,
-            work / "logs",
-            sources={assignment_name: job["source"]},
-        ) as pool:
+        with Pool(1, work / "logs") as pool:
+            pool.configure(
+                {assignment_name: spec.to_dict()},
+                limits.to_dict(),
+                policy,
+                sources={assignment_name: job["source"]},
+            )
             (res,) = list(pool.run([("0", job)]))
         if res.get("status") == "grader-error":
             raise RuntimeError(f"the grader failed:\n{res.get('error')}")

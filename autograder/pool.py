@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -39,8 +41,15 @@ def worker_env(home: str) -> dict[str, str]:
     return env
 
 
+#: how a worker starts: skip a slow optional import, then run autograder.worker
+_START = (
+    "import autograder._fastimport, runpy; "
+    "runpy.run_module('autograder.worker', run_name='__main__')"
+)
+
+
 class _Worker:
-    def __init__(self, index: int, init: dict, log_dir: Path, home: str) -> None:
+    def __init__(self, index: int, log_dir: Path, home: str) -> None:
         self.index = index
         ours, theirs = socket.socketpair()
         env = worker_env(home)
@@ -48,7 +57,7 @@ class _Worker:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "autograder.worker"],
+            [sys.executable, "-c", _START],
             cwd=str(ROOT),
             env=env,
             pass_fds=(theirs.fileno(),),
@@ -60,17 +69,18 @@ class _Worker:
         self.sock = ours
         self.job: tuple[str, dict] | None = None
         self.ready = False
-        ipc.send_json(self.sock, init)
 
-    def close(self) -> None:
+    def stop(self) -> None:
         if not self.ready or self.job is not None:  # busy: no need to wait
             self.proc.kill()
         with contextlib.suppress(OSError):
             ipc.send_json(self.sock, {"type": "stop"})
         with contextlib.suppress(OSError):
             self.sock.close()
+
+    def reap(self, deadline: float) -> None:
         try:
-            self.proc.wait(timeout=5)
+            self.proc.wait(timeout=max(0.01, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -78,45 +88,61 @@ class _Worker:
 
 
 class Pool:
-    """``n`` workers sharing the assignment specs, limits and sandbox policy.
+    """Worker processes, started at once (they spend seconds importing torch).
+
+    :meth:`configure` then sends them the assignments, limits and sandbox
+    policy (one uid per worker is filled in); :meth:`run` hands out jobs.
 
     Args:
         n: number of worker processes.
-        specs: ``name -> Assignment.to_dict()``.
-        limits: ``Limits.to_dict()``.
-        policy: the sandbox policy as a dict (one uid per worker is filled in).
         log_dir: where each worker's stderr goes.
     """
 
-    def __init__(
-        self,
-        n: int,
-        specs: dict,
-        limits: dict,
-        policy: dict,
-        log_dir: Path,
-        sources: dict | None = None,
-    ):
+    def __init__(self, n: int, log_dir: Path):
         self.n = max(1, n)
-        self.sources = sources or {}
-        self.specs, self.limits, self.policy = specs, limits, policy
         self.log_dir = log_dir
         self.home = tempfile.mkdtemp(prefix="autograder-home-")
         self.deaths = 0
-        self.workers = [self._spawn(i) for i in range(self.n)]
+        self.init: dict | None = None
+        self.workers = [_Worker(i, log_dir, self.home) for i in range(self.n)]
 
-    def _spawn(self, index: int) -> _Worker:
-        policy = dict(self.policy)
+    def configure(
+        self,
+        specs: dict,
+        limits: dict,
+        policy: dict,
+        sources: dict | None = None,
+        n: int | None = None,
+    ) -> None:
+        """Send the grading settings; keep only ``n`` workers (default all)."""
+        if n is not None and n < self.n:
+            for w in self.workers[n:]:
+                w.stop()
+                w.reap(time.monotonic())
+            self.workers, self.n = self.workers[:n], max(1, n)
+        self.init = {
+            "type": "init",
+            "specs": specs,
+            "limits": limits,
+            "policy": policy,
+            "sources": sources or {},
+        }
+        for w in self.workers:
+            ipc.send_json(w.sock, self._init_for(w.index))
+
+    def _init_for(self, index: int) -> dict:
+        assert self.init is not None, "configure() the pool first"
+        init = dict(self.init)
+        policy = dict(init["policy"])
         if policy.get("uid") is not None:
             policy["uid"] = int(policy["uid"]) + index
-        init = {
-            "type": "init",
-            "specs": self.specs,
-            "limits": self.limits,
-            "policy": policy,
-            "sources": self.sources,
-        }
-        return _Worker(index, init, self.log_dir, self.home)
+        init["policy"] = policy
+        return init
+
+    def _spawn(self, index: int) -> _Worker:
+        w = _Worker(index, self.log_dir, self.home)
+        ipc.send_json(w.sock, self._init_for(index))
+        return w
 
     def run(self, jobs: Iterable[tuple[str, dict]]) -> Iterator[dict]:
         """Grade ``(key, job)`` pairs; yield each result (with ``key``) when done."""
@@ -152,7 +178,8 @@ class Pool:
                                 "error": f"grading worker {w.index} died "
                                 f"(exit {w.proc.poll()}); see {self.log_dir}",
                             }
-                        w.close()
+                        w.stop()
+                        w.reap(time.monotonic() + 1)
                         self.deaths += 1
                         if self.deaths > 3 * self.n + len(pending):
                             raise RuntimeError(
@@ -173,9 +200,10 @@ class Pool:
 
     def close(self) -> None:
         for w in self.workers:
-            w.close()
-        import shutil
-
+            w.stop()
+        deadline = time.monotonic() + 3
+        for w in self.workers:
+            w.reap(deadline)
         shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> Pool:
