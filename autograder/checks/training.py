@@ -818,10 +818,29 @@ _HPARAM_TYPES = {
 }
 
 
+def _as_dict(hparams: object) -> dict:
+    """A plain dict of the chosen hyperparameters, or a Mistake.
+
+    In the kernel the value is the student's dict itself; under the grader's
+    verifier it is a handle to the dict in the sandbox, read key by key (keys
+    and values arrive as plain data).
+    """
+    if type(hparams) is dict:
+        return hparams
+    try:
+        from autograder.runner import RemoteRef
+    except ImportError:  # pragma: no cover - the grader is part of the course
+        RemoteRef = ()  # noqa: N806
+    if isinstance(hparams, RemoteRef) and hparams._ref.get("type") == "dict":
+        return {k: hparams[k] for k in list(hparams) if type(k) is str}
+    if hparams is None:
+        raise Mistake("best_hparams is not set: define it in the cell of part 5")
+    raise Mistake(f"best_hparams should be a dict; got {type(hparams).__name__}")
+
+
 def _plain_hparams(hparams: object) -> dict[str, Any]:
     """Copy the chosen hyperparameters as plain Python values, or explain."""
-    if type(hparams) is not dict:
-        raise Mistake(f"best_hparams should be a dict; got {type(hparams).__name__}")
+    hparams = _as_dict(hparams)
     missing = [k for k in _HPARAM_TYPES if k not in hparams]
     extra = [k for k in hparams if k not in _HPARAM_TYPES]
     if missing or extra:
