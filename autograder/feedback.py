@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 import nbformat
 from nbformat import NotebookNode
@@ -131,9 +131,11 @@ def _exporter_class():
         def from_notebook_node(self, nb, resources=None, **kw):
             info = nb.metadata.get("language_info", {})
             lexer = info.get("pygments_lexer", info.get("name", None))
-            highlight = self.filters.get(
-                "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)
-            )
+            if lexer not in _HIGHLIGHT:
+                _HIGHLIGHT[lexer] = _cached_highlight(
+                    Highlight2HTML(pygments_lexer=lexer, parent=self)
+                )
+            highlight = _HIGHLIGHT[lexer]
             resources = self._init_resources(resources)
             data_type = WidgetsDataTypeFilter(
                 notebook_metadata=self._nb_metadata, parent=self, resources=resources
@@ -147,6 +149,26 @@ def _exporter_class():
             return html, resources
 
     return Exporter
+
+
+_HIGHLIGHT: dict = {}
+
+
+def _cached_highlight(highlight):
+    """Highlighting is most of the rendering, and most cells are the same for
+    every student (narrative, setup, tests): remember each highlighted source."""
+    if getattr(highlight, "_cached", False):
+        return highlight
+
+    @lru_cache(maxsize=4096)
+    def cached(source: str, language: str | None) -> str:
+        return highlight(source, language)
+
+    def call(source, language=None, metadata=None):
+        return cached(source, language)
+
+    call._cached = True
+    return call
 
 
 _NO_ALT = re.compile(r"<img(?![^>]*\balt=)")

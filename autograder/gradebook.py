@@ -39,6 +39,46 @@ RESULTS = Table(
 )
 
 
+def _alembic_head() -> str:
+    """nbgrader's current schema revision, read in-process (no subprocess)."""
+    import nbgrader
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option(
+        "script_location", os.path.join(os.path.dirname(nbgrader.__file__), "alembic")
+    )
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def _create_schema(url: str) -> None:
+    """Create nbgrader's tables and stamp their revision, as ``Gradebook`` does
+    for a new database, without its ``alembic heads`` subprocess (a second)."""
+    from nbgrader.api import Base
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url, future=True)
+    try:
+        if inspect(engine).get_table_names():
+            return
+        try:
+            head = _alembic_head()
+        except Exception:  # noqa: BLE001 - let nbgrader do it its own way
+            return
+        with engine.begin() as con:
+            Base.metadata.create_all(bind=con)
+            con.execute(
+                text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            )
+            con.execute(
+                text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                {"v": head},
+            )
+    finally:
+        engine.dispose()
+
+
 class Book:
     """The gradebook at ``url`` (created if missing).
 
@@ -55,6 +95,7 @@ class Book:
         path = os.environ.get("PATH", "")
         if bin_dir not in path.split(os.pathsep):
             os.environ["PATH"] = os.pathsep.join([bin_dir, path])
+        _create_schema(url)
         self.url = url
         self.gb = Gradebook(url, course_id)
         _META.create_all(self.gb.engine)

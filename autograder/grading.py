@@ -67,6 +67,8 @@ def code_version() -> str:
 
 def _policy(opts: Options, extra_hidden: list[Path]) -> dict:
     hide = [opts.source_root, opts.work, ROOT / ".git", *extra_hidden]
+    # local database sockets (a gradebook server on this machine)
+    hide += [Path(p) for p in ("/run/postgresql", "/var/run/postgresql", "/run/mysqld")]
     if opts.db_url and opts.db_url.startswith("sqlite:///"):
         hide.append(Path(opts.db_url.removeprefix("sqlite:///")).parent)
     needed = [ROOT, Path(sys.prefix), Path(sys.base_prefix)]
@@ -133,6 +135,14 @@ def grade_folder(opts: Options) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     # the workers start now: they import torch while the assignments load
     pool = Pool(max(1, opts.jobs), work / "logs")
+    if opts.assignment:  # known now: the workers can warm up while we load
+        pool.prepare(
+            [opts.assignment],
+            opts.source_root,
+            opts.limits.to_dict(),
+            _policy(opts, [opts.submissions.resolve()]),
+            {opts.assignment: str(asg.source_path(opts.assignment, opts.source_root))},
+        )
     try:
         return _grade_folder(opts, work, pool, start)
     finally:

@@ -1,10 +1,15 @@
-"""A pool of grading workers (:mod:`autograder.worker`), one per core.
+"""Grading workers: one zygote that imports torch once, forked into workers.
 
-Each worker is a ``python -m autograder.worker`` process with a clean
-environment (no tokens, no database URL: it never needs the gradebook) that
-imports torch once and then grades submissions one at a time. The pool hands
-out jobs as workers become free and yields results as they finish; a worker
-that dies is replaced and its submission reported as a grader error.
+The pool starts a single ``autograder.worker`` process (the zygote) with a
+clean environment (no tokens, no database URL: workers never need the
+gradebook). It imports torch, nbconvert and nbgrader while the command loads
+the assignments; :meth:`Pool.configure` then sends it the assignments, limits
+and sandbox policy, it verifies each solution once (every first-call cost is
+paid there), and forks the workers, which start warm and share its memory.
+Each worker grades one submission at a time (:func:`autograder.worker.grade`)
+and forks its own sandboxes for student code. The pool hands out jobs as
+workers become free and yields results as they finish; a worker that dies is
+replaced and its submission reported as a grader error.
 """
 
 from __future__ import annotations
@@ -17,15 +22,20 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from autograder import ipc
 from autograder.assignment import ROOT
 
-#: environment variables a worker keeps (plus locale and CUDA selection)
+#: environment variables the workers keep (plus locale and CUDA selection)
 _KEEP = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "TZ")
+
+#: how the zygote starts: skip a slow optional import, then run autograder.worker
+_START = (
+    "import autograder._fastimport, runpy; "
+    "runpy.run_module('autograder.worker', run_name='__main__')"
+)
 
 
 def worker_env(home: str) -> dict[str, str]:
@@ -41,22 +51,44 @@ def worker_env(home: str) -> dict[str, str]:
     return env
 
 
-#: how a worker starts: skip a slow optional import, then run autograder.worker
-_START = (
-    "import autograder._fastimport, runpy; "
-    "runpy.run_module('autograder.worker', run_name='__main__')"
-)
-
-
 class _Worker:
-    def __init__(self, index: int, log_dir: Path, home: str) -> None:
+    def __init__(self, index: int, sock: socket.socket) -> None:
         self.index = index
-        ours, theirs = socket.socketpair()
-        env = worker_env(home)
-        env["AUTOGRADER_WORKER_FD"] = str(theirs.fileno())
+        self.sock = sock
+        self.job: tuple[str, dict] | None = None
+        self.ready = False
+        self.pid: int | None = None
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            ipc.send_json(self.sock, {"type": "stop"})
+        if self.job is not None and self.pid:  # busy: end it now
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, 9)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class Pool:
+    """Workers forked from one zygote; see the module docstring.
+
+    Args:
+        n: the number of workers :meth:`configure` starts (at most).
+        log_dir: where the workers' stderr goes (``workers.log``).
+    """
+
+    def __init__(self, n: int, log_dir: Path):
+        self.n = max(1, n)
+        self.log_dir = log_dir
+        self.home = tempfile.mkdtemp(prefix="autograder-home-")
+        self.deaths = 0
+        self.workers: list[_Worker] = []
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.log = open(log_dir / f"worker-{index}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        self.log = open(log_dir / "workers.log", "ab")  # noqa: SIM115
+        self.ctrl, theirs = socket.socketpair()
+        env = worker_env(self.home)
+        env["AUTOGRADER_WORKER_FD"] = str(theirs.fileno())
+        self.zygote = subprocess.Popen(
             [sys.executable, "-c", _START],
             cwd=str(ROOT),
             env=env,
@@ -66,45 +98,27 @@ class _Worker:
             stderr=self.log,
         )
         theirs.close()
-        self.sock = ours
-        self.job: tuple[str, dict] | None = None
-        self.ready = False
 
-    def stop(self) -> None:
-        if not self.ready or self.job is not None:  # busy: no need to wait
-            self.proc.kill()
-        with contextlib.suppress(OSError):
-            ipc.send_json(self.sock, {"type": "stop"})
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-    def reap(self, deadline: float) -> None:
-        try:
-            self.proc.wait(timeout=max(0.01, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-class Pool:
-    """Worker processes, started at once (they spend seconds importing torch).
-
-    :meth:`configure` then sends them the assignments, limits and sandbox
-    policy (one uid per worker is filled in); :meth:`run` hands out jobs.
-
-    Args:
-        n: number of worker processes.
-        log_dir: where each worker's stderr goes.
-    """
-
-    def __init__(self, n: int, log_dir: Path):
-        self.n = max(1, n)
-        self.log_dir = log_dir
-        self.home = tempfile.mkdtemp(prefix="autograder-home-")
-        self.deaths = 0
-        self.init: dict | None = None
-        self.workers = [_Worker(i, log_dir, self.home) for i in range(self.n)]
+    def prepare(
+        self,
+        assignments: list[str],
+        source_root: Path,
+        limits: dict,
+        policy: dict,
+        sources: dict,
+    ) -> None:
+        """Let the zygote load the assignments and warm up before configure()."""
+        ipc.send_json(
+            self.ctrl,
+            {
+                "type": "prepare",
+                "assignments": assignments,
+                "source_root": str(source_root),
+                "limits": limits,
+                "policy": policy,
+                "sources": sources,
+            },
+        )
 
     def configure(
         self,
@@ -114,35 +128,26 @@ class Pool:
         sources: dict | None = None,
         n: int | None = None,
     ) -> None:
-        """Send the grading settings; keep only ``n`` workers (default all)."""
-        if n is not None and n < self.n:
-            for w in self.workers[n:]:
-                w.stop()
-                w.reap(time.monotonic())
-            self.workers, self.n = self.workers[:n], max(1, n)
-        self.init = {
-            "type": "init",
-            "specs": specs,
-            "limits": limits,
-            "policy": policy,
-            "sources": sources or {},
-        }
-        for w in self.workers:
-            ipc.send_json(w.sock, self._init_for(w.index))
+        """Send the grading settings and start ``n`` workers (default: all)."""
+        self.n = max(1, min(self.n, n or self.n))
+        ipc.send_json(
+            self.ctrl,
+            {
+                "type": "init",
+                "specs": specs,
+                "limits": limits,
+                "policy": policy,
+                "sources": sources or {},
+            },
+        )
+        self.workers = [self._fork(i) for i in range(self.n)]
 
-    def _init_for(self, index: int) -> dict:
-        assert self.init is not None, "configure() the pool first"
-        init = dict(self.init)
-        policy = dict(init["policy"])
-        if policy.get("uid") is not None:
-            policy["uid"] = int(policy["uid"]) + index
-        init["policy"] = policy
-        return init
-
-    def _spawn(self, index: int) -> _Worker:
-        w = _Worker(index, self.log_dir, self.home)
-        ipc.send_json(w.sock, self._init_for(index))
-        return w
+    def _fork(self, index: int) -> _Worker:
+        ours, theirs = socket.socketpair()
+        ipc.send_json(self.ctrl, {"type": "fork", "index": index})
+        socket.send_fds(self.ctrl, [b"F"], [theirs.fileno()])
+        theirs.close()
+        return _Worker(index, ours)
 
     def run(self, jobs: Iterable[tuple[str, dict]]) -> Iterator[dict]:
         """Grade ``(key, job)`` pairs; yield each result (with ``key``) when done."""
@@ -153,6 +158,12 @@ class Pool:
         busy = 0
         try:
             while pending or busy:
+                if self.zygote.poll() is not None and not any(
+                    w.ready for w in self.workers
+                ):
+                    raise RuntimeError(
+                        f"the grading workers did not start; see {self.log_dir}"
+                    )
                 for w in self.workers:
                     if w.ready and w.job is None and pending:
                         w.job = pending.pop()
@@ -167,30 +178,30 @@ class Pool:
                         msg = None
                     if msg is None:  # the worker died: report, replace
                         sel.unregister(w.sock)
+                        w.stop()
                         if w.job is not None:
                             busy -= 1
                             key, job = w.job
+                            w.job = None
                             yield {
                                 "key": key,
                                 "student": job.get("student"),
                                 "assignment": job.get("assignment"),
                                 "status": "grader-error",
-                                "error": f"grading worker {w.index} died "
-                                f"(exit {w.proc.poll()}); see {self.log_dir}",
+                                "error": f"grading worker {w.index} died; "
+                                f"see {self.log_dir / 'workers.log'}",
                             }
-                        w.stop()
-                        w.reap(time.monotonic() + 1)
                         self.deaths += 1
                         if self.deaths > 3 * self.n + len(pending):
                             raise RuntimeError(
                                 f"grading workers keep dying; see {self.log_dir}"
                             )
-                        new = self._spawn(w.index)
+                        new = self._fork(w.index)
                         self.workers[w.index] = new
                         sel.register(new.sock, selectors.EVENT_READ, new)
                         continue
                     if msg.get("type") == "ready":
-                        w.ready = True
+                        w.ready, w.pid = True, msg.get("pid")
                     elif msg.get("type") == "result":
                         w.job = None
                         busy -= 1
@@ -201,9 +212,14 @@ class Pool:
     def close(self) -> None:
         for w in self.workers:
             w.stop()
-        deadline = time.monotonic() + 3
-        for w in self.workers:
-            w.reap(deadline)
+        with contextlib.suppress(OSError):
+            self.ctrl.close()  # the zygote exits, and its workers with it
+        try:
+            self.zygote.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            self.zygote.kill()
+            self.zygote.wait()
+        self.log.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
     def __enter__(self) -> Pool:

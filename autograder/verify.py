@@ -250,7 +250,10 @@ def verify(
             outputs = run_cell(src, ns, f"<setup {i}>")
             if any(o["output_type"] == "error" for o in outputs):
                 result.notes.append(f"setup cell {i} failed in the verifier: {outputs}")
-        ns.update(proxies)
+        for name, proxy in proxies.items():
+            # the student's names never replace the setup's or the builtins
+            if name not in ns and not hasattr(builtins, name):
+                ns[name] = proxy
         for gid, src in spec.tests:
             t0 = time.monotonic()
             outputs = run_cell(src, ns, f"<test {gid}>")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import os
 import re
 import signal
@@ -341,32 +342,50 @@ def _preload(specs: dict[str, Assignment], limits, policy, sources: dict) -> Non
                 verify.verify(nb, spec, limits=limits, policy=policy)
 
 
-def serve(sock: socket.socket) -> None:
-    """Answer messages until the parent goes away."""
-    specs: dict[str, Assignment] = {}
-    limits = sandbox.Limits()
-    policy = sandbox.Policy()
+class _Settings:
+    """What the parent sent once: assignments, limits, sandbox policy."""
+
+    def __init__(self, msg: dict) -> None:
+        self.specs = {k: Assignment.from_dict(v) for k, v in msg["specs"].items()}
+        self.limits = sandbox.Limits(**msg["limits"])
+        self.policy = sandbox.Policy(
+            **{
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in msg["policy"].items()
+            }
+        )
+        self.sources = msg.get("sources", {})
+
+    def for_worker(self, index: int) -> _Settings:
+        """The same settings with this worker's own sandbox uid."""
+        import dataclasses
+
+        if self.policy.uid is not None:
+            copy_ = object.__new__(_Settings)
+            copy_.__dict__.update(self.__dict__)
+            copy_.policy = dataclasses.replace(self.policy, uid=self.policy.uid + index)
+            return copy_
+        return self
+
+
+def serve(sock: socket.socket, settings: _Settings) -> None:
+    """A worker: grade what the parent sends until it says stop or goes away."""
+    ipc.send_json(sock, {"type": "ready", "pid": os.getpid()})
     while True:
         try:
             msg = ipc.recv_json(sock)
         except ipc.ChannelError:
             return
         kind = msg.get("type")
-        if kind == "init":
-            specs = {k: Assignment.from_dict(v) for k, v in msg["specs"].items()}
-            limits = sandbox.Limits(**msg["limits"])
-            policy = sandbox.Policy(
-                **{
-                    k: tuple(v) if isinstance(v, list) else v
-                    for k, v in msg["policy"].items()
-                }
-            )
-            _preload(specs, limits, policy, msg.get("sources", {}))
-            ipc.send_json(sock, {"type": "ready", "pid": os.getpid()})
-        elif kind == "grade":
+        if kind == "grade":
             job = msg["job"]
             try:
-                res = grade(job, specs[job["assignment"]], limits, policy)
+                res = grade(
+                    job,
+                    settings.specs[job["assignment"]],
+                    settings.limits,
+                    settings.policy,
+                )
             except Exception:  # noqa: BLE001 - the grader's own failure
                 res = {
                     "student": job.get("student"),
@@ -380,17 +399,93 @@ def serve(sock: socket.socket) -> None:
             return
 
 
-def main() -> None:
+def _die_with_parent() -> None:
     import ctypes
 
-    libc = ctypes.CDLL(None)
-    libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # die with the parent
+    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def zygote(ctrl: socket.socket) -> None:
+    """Import once, warm up once, then fork a worker whenever the parent asks.
+
+    Messages on ``ctrl``: ``{"type": "init", ...}`` (assignments, limits,
+    policy; the zygote then verifies each solution once, so every worker
+    starts warm); ``{"type": "prepare", ...}``, the same but naming the
+    assignments, sent before the command has loaded them (the warm-up then
+    overlaps the command's own start); and ``{"type": "fork", "index": i}``
+    followed by one byte carrying the new worker's socket (SCM_RIGHTS).
+    """
+    settings: _Settings | None = None
+    warmed: str | None = None
+    while True:
+        try:
+            msg = ipc.recv_json(ctrl)
+        except ipc.ChannelError:
+            return
+        if msg.get("type") == "prepare":  # early: load the assignments ourselves
+            from pathlib import Path
+
+            from autograder import assignment
+
+            root = Path(msg["source_root"])
+            msg["specs"] = {
+                name: assignment.load(name, root)[0].to_dict()
+                for name in msg["assignments"]
+            }
+        if msg.get("type") in ("init", "prepare"):
+            settings = _Settings(msg)
+            key = json.dumps(
+                [
+                    sorted((k, v.digest) for k, v in settings.specs.items()),
+                    msg["limits"],
+                    msg["policy"],
+                ],
+                sort_keys=True,
+            )
+            if key != warmed:  # the same settings as prepared: already warm
+                _preload(
+                    settings.specs, settings.limits, settings.policy, settings.sources
+                )
+                warmed = key
+        elif msg.get("type") == "fork":
+            _, fds, _, _ = socket.recv_fds(ctrl, 1, 1)
+            if settings is None or not fds:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            pid = os.fork()
+            if pid == 0:
+                code = 0
+                try:
+                    ctrl.close()
+                    _die_with_parent()
+                    sock = socket.socket(fileno=fds[0])
+                    serve(sock, settings.for_worker(int(msg.get("index", 0))))
+                except BaseException:  # noqa: BLE001
+                    traceback.print_exc()
+                    code = 1
+                os._exit(code)
+            os.close(fds[0])
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+
+
+def main() -> None:
+    _die_with_parent()
     if os.getppid() == 1:
         sys.exit(0)
     sys.path[:] = [p for p in sys.path if p not in ("", ".")]
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    sock = socket.socket(fileno=int(os.environ.pop("AUTOGRADER_WORKER_FD")))
-    serve(sock)
+    import IPython.core.interactiveshell  # noqa: F401 - all imports before init
+    import nbgrader.preprocessors  # noqa: F401
+    import torch
+
+    from autograder.feedback import _exporter
+
+    torch.set_num_threads(1)
+    _exporter()
+    zygote(socket.socket(fileno=int(os.environ.pop("AUTOGRADER_WORKER_FD"))))
 
 
 if __name__ == "__main__":
