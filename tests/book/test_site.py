@@ -8,6 +8,7 @@ test-output/book/ for a person to look at.
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -233,3 +234,25 @@ def test_built_chapter_offers_its_notebook(built_site: Path, docname: str):
         assert re.search(rf'href="https://{re.escape(host)}/[^"]*{launch}', html), (
             f"{docname}.html: no {host} launch button opening {launch}"
         )
+
+
+def test_printed_outputs_fit_the_page(built_site: Path):
+    width = 83  # characters that fit an output block (book.css)
+    too_long = []
+    for page in sorted((built_site / "book").glob("*.html")):
+        source = page.read_text()
+        for block in re.findall(
+            r'<div class="output[^"]*"><div class="highlight"><pre>(.*?)</pre>',
+            source,
+            re.S,
+        ):
+            text = html.unescape(re.sub(r"<[^>]+>", "", block))
+            too_long += [
+                f"{page.name}: {line[:60]}..."
+                for line in text.splitlines()
+                if len(line) > width
+            ]
+    assert not too_long, (
+        f"printed lines longer than {width} characters get a scroll bar; "
+        f"shorten what the cell prints: {too_long}"
+    )

@@ -49,3 +49,23 @@ def test_chapter_links_to_its_assignment_notebook(docname):
 @pytest.mark.parametrize("docname", OTHER_PAGES)
 def test_other_pages_name_no_assignment(docname):
     assert "assignment" not in front_matter(docname)
+
+
+CODE_WIDTH = 83  # characters that fit a code cell of the built page (book.css)
+
+
+def test_code_cells_fit_the_page():
+    too_long = []
+    for page in sorted((ROOT / "book").glob("*.md")):
+        in_cell = False
+        for number, line in enumerate(page.read_text().splitlines(), start=1):
+            if line.startswith("```{code-cell}"):
+                in_cell = True
+            elif line.startswith("```"):
+                in_cell = False
+            elif in_cell and len(line) > CODE_WIDTH:
+                too_long.append(f"{page.name}:{number} ({len(line)} characters)")
+    assert not too_long, (
+        f"code lines longer than {CODE_WIDTH} characters get a scroll bar in the "
+        f"book; wrap them: {too_long}"
+    )
