@@ -109,7 +109,7 @@ def _meta(cell: NotebookNode) -> dict:
 def _defined_names(source: str) -> list[str]:
     import ast
 
-    from autograder.runner import answer_statements
+    from autograder.answers import answer_statements
 
     try:
         src, _ = answer_statements(source)

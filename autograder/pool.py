@@ -213,12 +213,11 @@ class Pool:
         for w in self.workers:
             w.stop()
         with contextlib.suppress(OSError):
-            self.ctrl.close()  # the zygote exits, and its workers with it
-        try:
-            self.zygote.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            self.zygote.kill()
-            self.zygote.wait()
+            self.ctrl.close()
+        # idle workers hold nothing worth a clean exit: end the zygote now (its
+        # workers die with it), rather than wait for torch's interpreter shutdown
+        self.zygote.kill()
+        self.zygote.wait()
         self.log.close()
         shutil.rmtree(self.home, ignore_errors=True)
 
