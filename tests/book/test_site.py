@@ -56,11 +56,17 @@ async () => {
   }
   await MathJax.startup.promise;
   await document.fonts.ready;
+  // display math wider than the text column is cut off (or scrolls)
+  const wide = [...document.querySelectorAll('mjx-container[display="true"]')]
+    .filter((c) => c.firstElementChild &&
+      c.firstElementChild.getBoundingClientRect().width > c.clientWidth + 2)
+    .map((c) => c.parentElement.textContent.slice(0, 60));
   return {
     math: nodes.length,
     loaded: true,
     untypeset: nodes.filter((n) => !n.querySelector('mjx-container')).length,
     errors: [...document.querySelectorAll('mjx-merror')].map((e) => e.textContent),
+    wide: wide,
   };
 }
 """
@@ -161,6 +167,10 @@ def test_page_renders_offline(browser, site_url: str, page_path):
             "were not typeset by MathJax"
         )
         assert not math["errors"], f"{page_path}: TeX errors {math['errors']}"
+        assert not math["wide"], (
+            f"{page_path}: display math wider than the page (break it into "
+            f"lines): {math['wide']}"
+        )
     raw = sorted({m.group(0) for m in RAW_TEX.finditer(text)})
     assert not raw, f"{page_path}: raw TeX left in the page text: {raw}"
     broken = [i["src"] for i in images if not i["w"]]
