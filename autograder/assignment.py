@@ -55,6 +55,9 @@ class Assignment:
         points: ``grade_id -> max points`` of each grade cell, in notebook order.
         solutions: grade_ids of the answer cells, in notebook order.
         answer_names: ``grade_id -> names`` the answer cell defines in the source.
+        manual: grade cells that are answers (a written explanation): graded by
+            hand; the autograder gives them no score (nbgrader: needs manual
+            grading), or 0 when left untouched.
         setup: sources of the locked code cells before the first answer cell
             (imports), in order. Other locked cells (visible checks, demos) are
             not needed to grade: each test cell must stand on the setup and
@@ -76,10 +79,16 @@ class Assignment:
     digest: str
     hidden_lines: list[str] = field(default_factory=list)
     visible_tests: dict[str, str] = field(default_factory=dict)
+    manual: list[str] = field(default_factory=list)
 
     @property
     def max_score(self) -> float:
         return float(sum(self.points.values()))
+
+    @property
+    def auto_max_score(self) -> float:
+        """The points the autograder can give (hand-graded answers excluded)."""
+        return float(sum(p for g, p in self.points.items() if g not in self.manual))
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -150,7 +159,7 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
     nb, resources = ComputeChecksums(config=config).preprocess(nb, resources)
 
     source_cells, points, solutions, answer_names = {}, {}, [], {}
-    setup, tests, hidden, visible = [], [], [], {}
+    setup, tests, hidden, visible, manual = [], [], [], {}, []
     for cell, orig in zip(nb.cells, original.cells, strict=True):
         meta = _meta(cell)
         gid = meta.get("grade_id")
@@ -165,6 +174,8 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
             }
         if meta.get("grade"):
             points[gid] = float(meta["points"])
+        if meta.get("grade") and meta.get("solution"):
+            manual.append(gid)  # an answer graded by hand (nbgrader: no auto score)
         if meta.get("solution"):
             solutions.append(gid)
             answer_names[gid] = _defined_names(orig.source)
@@ -190,6 +201,7 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
         digest=hashlib.sha256(raw).hexdigest(),
         hidden_lines=hidden,
         visible_tests=visible,
+        manual=manual,
     )
     return spec, nb
 

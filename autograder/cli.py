@@ -269,7 +269,7 @@ def _check(args: argparse.Namespace) -> int:
         args.json.write_text(json.dumps(lite, indent=1) + "\n")
     if res.get("status") == "unreadable":
         return 2
-    return 0 if res["score"] >= res["max_score"] else 1
+    return 0 if res["score"] >= res.get("auto_max_score", res["max_score"]) else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -185,8 +185,11 @@ class Book:
                     grade = grades.get(cell.id) or api.Grade(
                         cell_id=cell.id, notebook=snb
                     )
-                    grade.auto_score = float(cells.get(cell.name, {}).get("score", 0.0))
-                    grade.needs_manual_grade = grade.manual_score is not None
+                    score = cells.get(cell.name, {}).get("score", 0.0)
+                    grade.auto_score = None if score is None else float(score)
+                    grade.needs_manual_grade = (
+                        grade.manual_score is not None or grade.auto_score is None
+                    )
                     db.add(grade)
                 known = {c.cell_id: c for c in snb.comments}
                 for cell in list(notebook.solution_cells) + list(notebook.task_cells):

@@ -36,6 +36,8 @@ def needs_review(r: dict) -> list[str]:
     if r.get("status") not in ("graded", None):
         reasons.append(f"status: {r['status']}")
     for gid, c in r.get("cells", {}).items():
+        if c.get("manual") and c.get("score") is None:
+            reasons.append(f"{gid}: an answer to grade by hand (nbgrader formgrader)")
         if c.get("disagree"):
             reasons.append(
                 f"{gid}: notebook's own run {_fmt(c.get('in_kernel'))}, verified "
@@ -103,7 +105,10 @@ def check_table(result: dict) -> str:
     """The per-cell table ``python -m autograder check`` prints."""
     rows = [("cell", "points", "max", "status")]
     for gid, c in result.get("cells", {}).items():
-        status = "ok" if c["score"] >= c["max_score"] else "points lost"
+        if c.get("manual"):
+            status = "graded by hand" if c["score"] is None else "no answer"
+        else:
+            status = "ok" if c["score"] >= c["max_score"] else "points lost"
         rows.append((gid, _fmt(c["score"]), _fmt(c["max_score"]), status))
     rows.append(("total", _fmt(result.get("score")), _fmt(result.get("max_score")), ""))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
@@ -119,16 +124,23 @@ def check_table(result: dict) -> str:
             out.append("  ".join("-" * w for w in widths))
     details = []
     for gid, c in result.get("cells", {}).items():
-        if c["score"] < c["max_score"] and c.get("problems"):
+        if not c.get("manual") and c["score"] < c["max_score"] and c.get("problems"):
             details.append(f"\n{gid}:")
             details += [f"  {line}" for line in c["problems"].splitlines()]
     notes = [f"note: {m}" for m in result.get("messages", [])]
+    manual = [g for g, c in result.get("cells", {}).items() if c.get("manual")]
+    if manual:
+        notes.append(
+            f"note: {', '.join(manual)} will be graded by hand; the points below "
+            "count only what the autograder grades"
+        )
     return "\n".join(out + details + ([""] + notes if notes else []))
 
 
 def classroom_line(result: dict) -> str:
     """GitHub Classroom reads the points from a ``Points x/y`` line."""
-    return f"Points {_fmt(result.get('score', 0))}/{_fmt(result.get('max_score', 0))}"
+    total = result.get("auto_max_score", result.get("max_score", 0))
+    return f"Points {_fmt(result.get('score', 0))}/{_fmt(total)}"
 
 
 def classroom_payload(result: dict) -> dict:
@@ -142,6 +154,8 @@ def classroom_payload(result: dict) -> dict:
     """
     tests = []
     for gid, c in result.get("cells", {}).items():
+        if c.get("manual"):  # graded later by hand; Classroom only sees autograding
+            continue
         tests.append(
             {
                 "name": gid,
@@ -159,7 +173,7 @@ def classroom_payload(result: dict) -> dict:
     return {
         "version": 1,
         "status": "pass" if ok else "fail",
-        "max_score": result.get("max_score", 0),
+        "max_score": sum(t["max_score"] for t in tests),
         "tests": tests,
     }
 

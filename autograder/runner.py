@@ -83,6 +83,19 @@ def _trusted_dataclass(cls: type) -> bool:
     return root in ("trainlab", "autograder") and dataclasses.is_dataclass(cls)
 
 
+def _trusted_object(cls: type) -> bool:
+    """An instance of a class of the course's own code (a model, a history):
+    it travels as its attributes, by value, and is rebuilt without ``__init__``."""
+    root = cls.__module__.split(".")[0]
+    return (
+        root in ("trainlab", "autograder")
+        and not dataclasses.is_dataclass(cls)
+        and not issubclass(cls, BaseException | RemoteFunction)
+        and "__dict__" in dir(cls)
+        and not isinstance(cls, type(sys))
+    )
+
+
 def _dtype(name: str) -> torch.dtype:
     value = getattr(torch, name.removeprefix("torch."), None)
     if not isinstance(value, torch.dtype):
@@ -145,6 +158,13 @@ class _Codec:
                 "cls": f"{cls.__module__}:{cls.__qualname__}",
                 "fields": fields,
             }
+        if _trusted_object(type(value)):
+            cls = type(value)
+            return {
+                _TAG: "object",
+                "cls": f"{cls.__module__}:{cls.__qualname__}",
+                "state": self.encode(dict(vars(value)), depth + 1),
+            }
         if type(value).__module__ == "numpy" and hasattr(value, "dtype"):
             import numpy as np
 
@@ -192,17 +212,19 @@ class _Codec:
             gen = torch.Generator(device=str(value["device"]))
             gen.set_state(value["state"])
             return gen
-        if tag == "dataclass":
+        if tag in ("dataclass", "object"):
             module, _, qualname = str(value["cls"]).partition(":")
             cls = sys.modules.get(module)  # never import on the peer's word
             if cls is None or module.split(".")[0] not in ("trainlab", "autograder"):
-                raise RemoteError(f"{value['cls']} is not a course dataclass")
+                raise RemoteError(f"{value['cls']} is not a class of the course")
             for part in qualname.split("."):
-                cls = getattr(cls, part)
-            if not (isinstance(cls, type) and _trusted_dataclass(cls)):
-                raise RemoteError(f"{value['cls']} is not a course dataclass")
+                cls = getattr(cls, part, None)
+            trusted = _trusted_dataclass if tag == "dataclass" else _trusted_object
+            if not (isinstance(cls, type) and trusted(cls)):
+                raise RemoteError(f"{value['cls']} is not a class of the course")
             obj = cls.__new__(cls)
-            for name, v in dict(value["fields"]).items():
+            fields = value["fields"] if tag == "dataclass" else value["state"]
+            for name, v in dict(fields).items():
                 object.__setattr__(obj, str(name), self.decode(v))
             return obj
         if tag == "name":
@@ -298,7 +320,7 @@ class _Server:
         if op == "call":
             args = self.codec.decode(req["args"])
             kwargs = self.codec.decode(req["kwargs"])
-            tracked = _tracked([list(args), kwargs])
+            tracked = [*args, *kwargs.values()]
             before = [_snapshot(t) for t in tracked]
             if req.get("guard"):
                 value = _guarded(target, args, kwargs, req["guard"])
@@ -351,23 +373,6 @@ def _guarded(fn, args, kwargs, guard: dict) -> Any:
         raise
 
 
-def _tracked(value: Any, depth: int = 0, out: list | None = None) -> list:
-    """Tensors, lists, dicts and generators among the arguments, in order."""
-    out = [] if out is None else out
-    if depth > 4 or len(out) > 1000:
-        return out
-    if isinstance(value, torch.Tensor | torch.Generator):
-        out.append(value)
-    elif isinstance(value, list | dict):
-        out.append(value)
-        for v in value.values() if isinstance(value, dict) else value:
-            _tracked(v, depth + 1, out)
-    elif isinstance(value, tuple):
-        for v in value:
-            _tracked(v, depth + 1, out)
-    return out
-
-
 def _exc_info(exc: BaseException) -> dict:
     where = ""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
@@ -385,16 +390,55 @@ def _unavailable(*args, **kwargs):
     )
 
 
-def withdraw_reference(names) -> list[str]:
+def _reached(start: dict) -> set[str]:
+    """Names of ``trainlab`` functions the given namespace's helpers may call.
+
+    Follows every ``trainlab`` function or class (methods included) found in
+    ``start``, the global names its code uses, and those names' values in its
+    module, transitively.
+    """
+    seen_ids: set[int] = set()
+    names: set[str] = set()
+    work = [v for v in start.values() if _from_trainlab(v)]
+    while work:
+        obj = work.pop()
+        if id(obj) in seen_ids:
+            continue
+        seen_ids.add(id(obj))
+        funcs = [obj] if isinstance(obj, types.FunctionType) else []
+        if isinstance(obj, type):
+            funcs = [f for f in vars(obj).values() if isinstance(f, types.FunctionType)]
+        for fn in funcs:
+            codes = [fn.__code__]
+            while codes:
+                code = codes.pop()
+                codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+                for n in code.co_names:
+                    names.add(n)
+                    value = fn.__globals__.get(n)
+                    if _from_trainlab(value):
+                        work.append(value)
+    return names
+
+
+def _from_trainlab(value: Any) -> bool:
+    return isinstance(value, types.FunctionType | type) and str(
+        getattr(value, "__module__", "")
+    ).startswith("trainlab")
+
+
+def withdraw_reference(names, keep: dict | None = None) -> list[str]:
     """Disable the reference library's versions of the graded functions, here.
 
     Every ``trainlab`` function named like a graded function gets a body that
     raises, so no reference to it (an alias, a closure, ``gc``) can compute
     the answer in this process; the library's source is hidden by the mount
-    namespace, so it cannot be reloaded either. The setup cell's helpers
-    (input checks, cache types) are untouched.
+    namespace, so it cannot be reloaded either. Functions that the setup
+    cell's helpers (in ``keep``, the namespace after the setup cells) call,
+    directly or not, stay as they are: the run-time guard and the static scan
+    still flag a graded function that calls them.
     """
-    names = set(names)
+    names = set(names) - _reached(keep or {})
     done = []
     for mod_name, mod in list(sys.modules.items()):
         if mod_name != "trainlab" and not mod_name.startswith("trainlab."):
@@ -425,7 +469,7 @@ def _runner_main(sock) -> None:
             exec(compile(_strip_magics(src), f"<setup {i}>", "exec"), ns)
         except BaseException as exc:  # noqa: BLE001
             errors.append({"cell": f"setup {i}", **_exc_info(exc)})
-    withdraw_reference(job.get("graded", []))
+    withdraw_reference(job.get("graded", []), keep=ns)
     before = {k: id(v) for k, v in ns.items()}
     for cell in job["answers"]:
         name = f"<answer {cell['grade_id']}>"
@@ -628,7 +672,7 @@ class RunnerClient:
             )
         if self.box is None:  # an earlier call killed it: start afresh
             self.start()
-        tracked = _tracked([list(args), dict(kwargs)])
+        tracked = [*args, *kwargs.values()]
         req = {
             "op": "call",
             "target": proxy._target(),
@@ -753,63 +797,106 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def _snapshot(obj: Any) -> Any:
-    """What an argument looked like before the call (runner side)."""
+def _snapshot(obj: Any, depth: int = 0) -> Any:
+    """What an argument looked like before the call, deeply (runner side)."""
+    if depth > 6:
+        return ("v", obj)
     if isinstance(obj, torch.Tensor):
-        return obj.detach().clone()
+        return ("t", obj.detach().clone())
     if isinstance(obj, torch.Generator):
-        return obj.get_state()
-    if isinstance(obj, list):
-        return list(obj)
+        return ("g", obj.get_state())
+    if isinstance(obj, list | tuple):
+        return ("l", type(obj), [_snapshot(v, depth + 1) for v in obj])
     if isinstance(obj, dict):
-        return dict(obj)
-    return None
+        return ("d", {k: _snapshot(v, depth + 1) for k, v in obj.items()})
+    if _trusted_object(type(obj)) or _trusted_dataclass(type(obj)):
+        return ("o", _snapshot(dict(vars(obj)), depth + 1))
+    return ("v", obj)
 
 
-def _differs(obj: Any, before: Any) -> bool:
-    """Whether the call changed the argument in place."""
-    if isinstance(obj, torch.Tensor):
+def _differs(obj: Any, snap: Any) -> bool:
+    """Whether the call changed the argument, anywhere inside it."""
+    kind = snap[0]
+    if kind == "t":
+        before = snap[1]
+        return not (
+            isinstance(obj, torch.Tensor)
+            and obj.shape == before.shape
+            and obj.dtype == before.dtype
+            and obj.device == before.device
+            and torch.equal(obj.detach(), before)
+        )
+    if kind == "g":
+        return not (
+            isinstance(obj, torch.Generator) and torch.equal(obj.get_state(), snap[1])
+        )
+    if kind == "l":
         return (
-            obj.shape != before.shape
-            or obj.dtype != before.dtype
-            or obj.device != before.device
-            or not torch.equal(obj.detach(), before)
+            type(obj) is not snap[1]
+            or len(obj) != len(snap[2])
+            or any(_differs(v, b) for v, b in zip(obj, snap[2], strict=True))
         )
-    if isinstance(obj, torch.Generator):
-        return not torch.equal(obj.get_state(), before)
-    if isinstance(obj, list):
-        return len(obj) != len(before) or any(
-            a is not b for a, b in zip(obj, before, strict=True)
+    if kind == "d":
+        return (
+            not isinstance(obj, dict)
+            or obj.keys() != snap[1].keys()
+            or any(_differs(obj[k], b) for k, b in snap[1].items())
         )
-    if isinstance(obj, dict):
-        return obj.keys() != before.keys() or any(obj[k] is not before[k] for k in obj)
-    return False
+    if kind == "o":
+        return _differs(dict(vars(obj)), snap[1])
+    return obj is not snap[1]
+
+
+def _merge(mine: Any, theirs: Any) -> Any:
+    """``theirs`` (the runner's value after the call) written into ``mine``,
+    in place wherever ``mine`` is mutable; returns the merged value."""
+    if isinstance(mine, torch.Tensor) and isinstance(theirs, torch.Tensor):
+        with torch.no_grad():
+            if mine.shape == theirs.shape and mine.dtype == theirs.dtype:
+                if not _same(mine, theirs):
+                    mine.copy_(theirs)
+            else:
+                mine.set_(theirs.to(mine.device).clone())
+        return mine
+    if isinstance(mine, torch.Generator) and isinstance(theirs, torch.Generator):
+        mine.set_state(theirs.get_state())
+        return mine
+    if type(mine) is dict and isinstance(theirs, dict):
+        for k in [k for k in mine if k not in theirs]:
+            del mine[k]
+        for k, v in theirs.items():
+            mine[k] = _merge(mine[k], v) if k in mine else v
+        return mine
+    if isinstance(mine, list) and isinstance(theirs, list):
+        if len(mine) == len(theirs):
+            for i, v in enumerate(theirs):
+                mine[i] = _merge(mine[i], v)
+        else:
+            mine[:] = theirs
+        return mine
+    if (
+        isinstance(mine, tuple)
+        and isinstance(theirs, tuple)
+        and len(mine) == len(theirs)
+    ):
+        return tuple(_merge(a, b) for a, b in zip(mine, theirs, strict=True))
+    if type(mine) is type(theirs) and (
+        _trusted_object(type(mine)) or _trusted_dataclass(type(mine))
+    ):
+        state = vars(mine)
+        for k in [k for k in state if k not in vars(theirs)]:
+            delattr(mine, k)
+        for k, v in vars(theirs).items():
+            object.__setattr__(mine, k, _merge(state[k], v) if k in state else v)
+        return mine
+    return theirs
 
 
 def _copy_back(tracked: list, after: dict[int, Any]) -> None:
     """Apply the runner's in-place changes to our arguments."""
     for index, theirs in after.items():
-        if not 0 <= index < len(tracked):
-            continue
-        mine = tracked[index]
-        if isinstance(mine, torch.Tensor) and isinstance(theirs, torch.Tensor):
-            if _same(mine, theirs) and not mine.is_floating_point():
-                continue
-            with torch.no_grad():
-                if mine.shape == theirs.shape and mine.dtype == theirs.dtype:
-                    if not _same(mine, theirs):
-                        mine.copy_(theirs)
-                else:
-                    mine.set_(theirs.to(mine.device).clone())
-        elif isinstance(mine, torch.Generator) and isinstance(theirs, torch.Generator):
-            mine.set_state(theirs.get_state())
-        elif isinstance(mine, dict) and isinstance(theirs, dict):
-            if not _same(mine, theirs):
-                mine.clear()
-                mine.update(theirs)
-        elif isinstance(mine, list) and isinstance(theirs, list):
-            if not _same(mine, theirs):
-                mine[:] = theirs
+        if 0 <= index < len(tracked):
+            _merge(tracked[index], theirs)
 
 
 __all__ = [

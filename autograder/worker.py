@@ -135,6 +135,20 @@ def _in_kernel_scores(nb, spec: Assignment) -> dict[str, float]:
     return scores
 
 
+def _manual_score(nb, gid: str) -> float | None:
+    """nbgrader's score for a hand-graded answer: 0 if untouched, else None."""
+    from nbgrader.utils import determine_grade
+
+    for cell in nb.cells if nb is not None else []:
+        if _meta(cell).get("grade_id") == gid and _meta(cell).get("grade"):
+            try:
+                score, _ = determine_grade(cell)
+            except Exception:  # noqa: BLE001 - forged metadata
+                return None
+            return None if score is None else float(score)
+    return 0.0
+
+
 def _comments(nb, spec: Assignment) -> dict[str, str | None]:
     """nbgrader's SaveAutoGrades comments: 'No response.' for an untouched answer."""
     from nbgrader.utils import compute_checksum, is_task
@@ -250,6 +264,17 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         result["isolation"] = v.applied
     scores, notes = {}, {}
     for gid, points in spec.points.items():
+        if gid in spec.manual:
+            score = _manual_score(sanitized, gid)
+            result["cells"][gid] = {
+                "score": score,
+                "max_score": points,
+                "in_kernel": score,
+                "manual": True,
+                "problems": "no answer" if score == 0 else "graded by hand",
+            }
+            scores[gid] = score or 0.0
+            continue
         cell = v.cells.get(gid)
         score = cell.score if cell else 0.0
         scores[gid] = score
@@ -277,6 +302,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         result["cells"][gid] = entry
     result["score"] = float(sum(scores.values()))
     result["max_score"] = spec.max_score
+    result["auto_max_score"] = spec.auto_max_score
     comments = _comments(sanitized, spec)
     result["comments"] = comments
     base = (
@@ -322,6 +348,11 @@ def _preload(specs: dict[str, Assignment], limits, policy, sources: dict) -> Non
 
     runner.install_guard_bridge()
     for spec in specs.values():
+        # the setup cells' imports, loaded here: a runner forked later cannot
+        # read the reference library's files (they are hidden from it)
+        for src in spec.setup:
+            with contextlib.suppress(Exception), contextlib.redirect_stdout(None):
+                exec(compile(verify._strip_magics(src), "<setup>", "exec"), {})
         for _, src in spec.tests:
             for module in _IMPORT.findall(src):
                 with contextlib.suppress(Exception):
