@@ -44,7 +44,15 @@ Outputs (in the work folder, default grading/ in the repository, git-ignored):
   summary.md                                     also appended to $GITHUB_STEP_SUMMARY
 
 A rerun only grades new or changed submissions (and gives the same grades);
---student NAME regrades one student; --force regrades everyone.
+--student NAME regrades one student; --force regrades everyone. A run that is
+interrupted (even killed) keeps what it finished; run it again to finish.
+
+Safety: every notebook runs in a sandbox (the limits above; no network, the
+course's private files hidden and an unprivileged user where the OS allows:
+summary.md says what was in force). The scores come from the tests run again
+in a process that never runs student code; where that disagrees with the
+notebook's own run, it counts, and summary.md lists the submission under
+"Needs review", with what the static scan found.
 
 Examples:
   python -m autograder grade submissions/ --assignment batchnorm
