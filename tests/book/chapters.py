@@ -39,5 +39,15 @@ def all_docnames() -> list[str]:
     return names
 
 
+# pages the theme writes besides the documents of _toc.yml (index.html is only a
+# redirect to the root document, checked on its own)
+EXTRA_PAGES = ["genindex.html", "search.html"]
+
+
+def site_pages() -> list[str]:
+    """The pages a reader can reach: the toc's documents plus the theme's pages."""
+    return EXTRA_PAGES + [f"{d}.html" for d in all_docnames()]
+
+
 def notebook(name: str) -> Path:
     return ROOT / "notebooks" / name / f"{name}.ipynb"

@@ -8,14 +8,13 @@ test-output/book/ for a person to look at.
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from tests.book.chapters import CHAPTERS, all_docnames, notebook
+from tests.book.chapters import CHAPTERS, site_pages
 
 pytestmark = [
     pytest.mark.book,
@@ -25,9 +24,6 @@ pytestmark = [
 ]
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-# pages the theme writes besides the documents of _toc.yml (index.html is only a
-# redirect to the root document: see test_index_redirects_to_the_introduction)
-EXTRA_PAGES = ["genindex.html", "search.html"]
 SCREENSHOT_PAGES = {"book/initialization.html", "book/batchnorm.html"}
 # raw TeX a reader must never see outside code: delimiters or a control word
 RAW_TEX = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\(?:frac|sigma|sum|mathbb|partial)\b")
@@ -88,23 +84,6 @@ TEXT_JS = """
   return out.join(' ');
 }
 """
-
-
-def site_pages() -> list[str]:
-    """The pages a reader can reach: the toc's documents plus the theme's pages."""
-    return EXTRA_PAGES + [f"{d}.html" for d in all_docnames()]
-
-
-def test_every_built_page_is_one_we_check(built_site: Path):
-    built = {
-        p.relative_to(built_site).as_posix()
-        for p in built_site.rglob("*.html")
-        if not p.relative_to(built_site).parts[0].startswith("_")
-    } - {"index.html"}
-    missing = sorted(set(site_pages()) - built)
-    unchecked = sorted(built - set(site_pages()))
-    assert not missing, f"pages of _toc.yml not in the built site: {missing}"
-    assert not unchecked, f"built pages this test does not open: {unchecked}"
 
 
 def test_index_redirects_to_the_introduction(browser, site_url: str):
@@ -197,72 +176,3 @@ def test_screenshot(browser, site_url: str, screenshot_dir: Path, page_path):
     finally:
         page.close()
     assert shot.stat().st_size > 50_000, f"{shot} looks empty"
-
-
-REMOTE_ASSET = re.compile(
-    r"""<(?:script|img|iframe|source)\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//"""
-    r"""|<link\b[^>]*\bhref\s*=\s*["']?(?:https?:)?//"""
-    r"""|url\(\s*["']?(?:https?:)?//|@import\s+["']?(?:url\()?["']?(?:https?:)?//""",
-    re.IGNORECASE,
-)
-
-
-def test_no_page_or_stylesheet_references_a_remote_asset(built_site: Path):
-    # complements the browser check: also catches assets loaded only on demand
-    offenders = []
-    for path in sorted(built_site.rglob("*")):
-        if path.suffix not in {".html", ".css"} or not path.is_file():
-            continue
-        for m in REMOTE_ASSET.finditer(path.read_text(errors="replace")):
-            line = m.string[max(0, m.start() - 40) : m.end() + 60].replace("\n", " ")
-            offenders.append(f"{path.relative_to(built_site)}: ...{line}...")
-    assert not offenders, "remote assets referenced:\n" + "\n".join(offenders[:20])
-
-
-def test_mathjax_is_served_from_the_site(built_site: Path):
-    html = (built_site / "book" / "batchnorm.html").read_text()
-    m = re.search(r'<script[^>]*src="([^"]*tex-chtml\.js[^"]*)"', html)
-    assert m, "batchnorm.html loads no tex-chtml.js"
-    assert m.group(1).startswith("../_static/mathjax/"), m.group(1)
-    fonts = built_site / "_static" / "mathjax" / "output" / "chtml" / "fonts"
-    assert len(list(fonts.glob("woff-v2/*.woff"))) >= 20
-
-
-@pytest.mark.parametrize("docname", list(CHAPTERS))
-def test_built_chapter_offers_its_notebook(built_site: Path, docname: str):
-    name = CHAPTERS[docname]
-    html = (built_site / f"{docname}.html").read_text()
-    links = re.findall(r'href="(\.\./_downloads/[0-9a-f]+/([^"/]+\.ipynb))"', html)
-    targets = [href for href, file in links if file == f"{name}.ipynb"]
-    assert targets, f"{docname}.html has no download link to {name}.ipynb"
-    served = (built_site / docname).parent / targets[0]
-    assert served.read_bytes() == notebook(name).read_bytes(), (
-        f"{served} differs from {notebook(name)}: rebuild the book"
-    )
-    launch = f"notebooks/{name}/{name}.ipynb"
-    for host in ("mybinder.org", "colab.research.google.com"):
-        assert re.search(rf'href="https://{re.escape(host)}/[^"]*{launch}', html), (
-            f"{docname}.html: no {host} launch button opening {launch}"
-        )
-
-
-def test_printed_outputs_fit_the_page(built_site: Path):
-    width = 83  # characters that fit an output block (book.css)
-    too_long = []
-    for page in sorted((built_site / "book").glob("*.html")):
-        source = page.read_text()
-        for block in re.findall(
-            r'<div class="output[^"]*"><div class="highlight"><pre>(.*?)</pre>',
-            source,
-            re.S,
-        ):
-            text = html.unescape(re.sub(r"<[^>]+>", "", block))
-            too_long += [
-                f"{page.name}: {line[:60]}..."
-                for line in text.splitlines()
-                if len(line) > width
-            ]
-    assert not too_long, (
-        f"printed lines longer than {width} characters get a scroll bar; "
-        f"shorten what the cell prints: {too_long}"
-    )
