@@ -273,8 +273,23 @@ def clean_env(home: str) -> dict[str, str]:
     }
 
 
+def _processes_of_uid() -> int:
+    """How many processes (and threads) this uid runs, as RLIMIT_NPROC counts."""
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry}/task"))
+            except OSError:
+                continue
+    return count
+
+
 def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> None:
     """In the inner process: /proc, limits, uid, environment, descriptors."""
+    drop = policy.uid is not None and os.geteuid() == 0 and not applied["userns"]
+    own = 0 if drop else _processes_of_uid()
     if applied["pids"] and applied["mounts"]:
         try:
             _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -283,7 +298,6 @@ def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> Non
             applied["proc"] = False
     with contextlib.suppress(OSError):
         os.setsid()
-    drop = policy.uid is not None and os.geteuid() == 0 and not applied["userns"]
     if drop:
         os.chown(workdir, policy.uid, policy.uid)
     mb = 1024 * 1024
@@ -296,14 +310,14 @@ def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> Non
     ]
     if drop:
         rl.append((resource.RLIMIT_NPROC, limits.processes))
+    else:  # our own uid: allow what it already runs, plus the sandbox's share
+        rl.append((resource.RLIMIT_NPROC, own + limits.processes))
     for which, value in rl:
         soft, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(which, (value, value))
-    applied["rlimits"] = ["AS", "FSIZE", "CPU", "NOFILE", "CORE"] + (
-        ["NPROC"] if drop else []
-    )
+    applied["rlimits"] = ["AS", "FSIZE", "CPU", "NOFILE", "CORE", "NPROC"]
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full file fails, not kills
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
