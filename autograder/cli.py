@@ -52,7 +52,9 @@ course's private files hidden and an unprivileged user where the OS allows:
 summary.md says what was in force). The scores come from the tests run again
 in a process that never runs student code; where that disagrees with the
 notebook's own run, it counts, and summary.md lists the submission under
-"Needs review", with what the static scan found.
+"Needs review", with what the static scan found. Grading runs on the CPU (a
+CUDA context does not survive the forks that make it fast); students' own runs
+and the course's tests exercise the GPU.
 
 Examples:
   python -m autograder grade submissions/ --assignment batchnorm

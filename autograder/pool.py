@@ -28,8 +28,8 @@ from pathlib import Path
 from autograder import ipc
 from autograder.assignment import ROOT
 
-#: environment variables the workers keep (plus locale and CUDA selection)
-_KEEP = ("PATH", "LANG", "LC_ALL", "CUDA_VISIBLE_DEVICES", "TZ")
+#: environment variables the workers keep
+_KEEP = ("PATH", "LANG", "LC_ALL", "TZ")
 
 #: how the zygote starts: skip a slow optional import, then run autograder.worker
 _START = (
@@ -41,6 +41,9 @@ _START = (
 def worker_env(home: str) -> dict[str, str]:
     env = {k: os.environ[k] for k in _KEEP if k in os.environ}
     env.update(
+        # CPU only: a CUDA context does not survive fork, and workers fork a
+        # sandbox per submission from a process that has already run the checks
+        CUDA_VISIBLE_DEVICES="",
         HOME=home,
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
