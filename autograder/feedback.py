@@ -184,6 +184,8 @@ def _exporter():
     base = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions")
     c = Config()
     c.HTMLExporter.template_name = "feedback"
+    # validate the notebook once, after all preprocessors, not after each one
+    c.HTMLExporter.optimistic_validation = True
     c.HTMLExporter.extra_template_basedirs = [
         os.path.join(base, "formgrader", "templates")
     ]

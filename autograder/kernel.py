@@ -284,7 +284,16 @@ def execute(
                     info.setdefault("cut", []).append(i)
                 count = reply.get("execution_count")
                 cell.execution_count = count if isinstance(count, int) else None
-                nbformat.validate(nb)
+                # only this cell changed: check it alone, the whole notebook once
+                if k == len(code) - 1:
+                    nbformat.validate(nb)
+                else:
+                    nbformat.validate(
+                        cell,
+                        ref="code_cell",
+                        version=nb.nbformat,
+                        version_minor=nb.nbformat_minor,
+                    )
             except ipc.ChannelError as exc:
                 status, ename, text = _failure(exc, box, limits, wait)
                 cell.outputs = [_error(ename, text)]

@@ -502,6 +502,30 @@ def zygote(ctrl: socket.socket) -> None:
                 pass
 
 
+# What a new IPython shell, and its first traceback (a cell that raises),
+# import lazily: imported here once, not again in each sandboxed kernel.
+_SHELL_MODULES = (
+    "IPython.core.application",
+    "IPython.core.completer",
+    "IPython.core.completerlib",
+    "IPython.core.logger",
+    "IPython.core.magics",
+    "IPython.core.oinspect",
+    "IPython.core.ultratb",
+    "bdb",
+    "pygments.formatters.terminal256",
+    "stack_data",
+)
+
+
+def _import_shell_modules() -> None:
+    import importlib
+
+    for name in _SHELL_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
 def main() -> None:
     _die_with_parent()
     if os.getppid() == 1:
@@ -516,6 +540,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     _exporter()
+    _import_shell_modules()
     zygote(socket.socket(fileno=int(os.environ.pop("AUTOGRADER_WORKER_FD"))))
 
 
