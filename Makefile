@@ -63,16 +63,16 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix .
 
 lab: $(STAMP)
-	$(PY) -m autograder.lab
+	$(PY) -m autograder.authoring.lab
 
 grade: $(STAMP)
 	$(PY) -m autograder grade $(SUBMISSIONS) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
 
 generate: $(STAMP)
-	$(PY) -m autograder.generate
+	$(PY) -m autograder.authoring.generate
 
 check-generated: $(STAMP)
-	$(PY) -m autograder.generate --check
+	$(PY) -m autograder.authoring.generate --check
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

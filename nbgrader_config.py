@@ -1,4 +1,4 @@
 """nbgrader looks for this file at the course root; the settings live in
-autograder/nbgrader_config.py."""
+autograder/authoring/nbgrader_config.py."""
 
-load_subconfig("autograder/nbgrader_config.py")  # noqa: F821
+load_subconfig("autograder/authoring/nbgrader_config.py")  # noqa: F821

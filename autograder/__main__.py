@@ -1,8 +1,8 @@
-"""``python -m autograder``: see :mod:`autograder.cli`."""
+"""``python -m autograder``: see :mod:`autograder.pipeline.cli`."""
 
 import sys
 
-import autograder._fastimport  # noqa: F401 - before anything imports nbformat
-from autograder.cli import main
+import autograder.pipeline._fastimport  # noqa: F401 - before anything imports nbformat
+from autograder.pipeline.cli import main
 
 sys.exit(main())

@@ -17,7 +17,7 @@ autograd finds no graph to differentiate.
 
 The profiler catches a call however the function was bound (an alias such as
 ``from torch import sigmoid as s`` included). The static scan of the notebook
-(``autograder/scan.py``) is the second line of defence.
+(``autograder/outputs/scan.py``) is the second line of defence.
 
 Example:
     >>> guard = Guard(Rules(c_names={"sigmoid"}), "sigmoid_forward")

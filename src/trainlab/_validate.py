@@ -61,9 +61,7 @@ def check_tensor(
 def check_shape(x: torch.Tensor, name: str, shape: Sequence[int]) -> torch.Tensor:
     """Check that ``x.shape == shape``; the message shows both shapes."""
     if tuple(x.shape) != tuple(shape):
-        raise ValueError(
-            f"{name} must have shape {tuple(shape)}; got {tuple(x.shape)}"
-        )
+        raise ValueError(f"{name} must have shape {tuple(shape)}; got {tuple(x.shape)}")
     return x
 
 

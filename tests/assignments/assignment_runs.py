@@ -14,7 +14,7 @@ from pathlib import Path
 
 from nbformat import NotebookNode
 
-from autograder.harness import (
+from autograder.authoring.harness import (
     cell_errors,
     execute_notebook,
     make_submission,

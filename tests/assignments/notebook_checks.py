@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from nbformat import NotebookNode
 
-from autograder.harness import (
+from autograder.authoring.harness import (
     cell_errors,
     cell_stdout,
     execute_notebook,

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 import trainlab.activations as ref
-from autograder.harness import read_notebook
+from autograder.authoring.harness import read_notebook
 from tests.assignments.assignment_runs import (
     ROOT,
     autograded_points,
@@ -142,7 +142,7 @@ def test_release_notebook_hides_solutions_and_tests():
 @pytest.mark.slow
 def test_generated_files_are_up_to_date():
     result = subprocess.run(
-        [sys.executable, "-m", "autograder.generate", "--check", NAME],
+        [sys.executable, "-m", "autograder.authoring.generate", "--check", NAME],
         cwd=ROOT,
         capture_output=True,
         text=True,

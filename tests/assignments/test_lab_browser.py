@@ -1,6 +1,6 @@
 """The student's lab, end to end: JupyterLab as `make lab` starts it, in chromium.
 
-A JupyterLab server is started the way ``autograder/lab.py`` starts it (same
+A JupyterLab server is started the way ``autograder/authoring/lab.py`` starts it (same
 command and environment) on a free localhost port, with a known token, on a
 temporary copy of a student notebook. Headless chromium (Debian's, driven by
 playwright; no downloaded browsers) opens the notebook, runs its setup cell,
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.lab import check_nbgrader, lab_command, lab_env, lab_url
+from autograder.authoring.lab import check_nbgrader, lab_command, lab_env, lab_url
 
 pytestmark = [
     pytest.mark.browser,

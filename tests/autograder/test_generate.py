@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import trainlab.batchnorm as bn
-from autograder import generate
-from autograder.generate import (
+from autograder.authoring import generate
+from autograder.authoring.generate import (
     BEGIN,
     END,
     GenerateError,
@@ -153,9 +153,9 @@ def test_compare_reports_missing_extra_and_changed_files(tmp_path):
 
 @pytest.mark.slow
 def test_committed_notebooks_match_a_fresh_generation():
-    """`python -m autograder.generate --check`: CI fails on stale notebooks."""
+    """`python -m autograder.authoring.generate --check` fails on stale notebooks."""
     result = subprocess.run(
-        [sys.executable, "-m", "autograder.generate", "--check"],
+        [sys.executable, "-m", "autograder.authoring.generate", "--check"],
         capture_output=True,
         text=True,
         cwd=generate.ROOT,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autograder.harness import (
+from autograder.authoring.harness import (
     cell_errors,
     execute_notebook,
     make_submission,

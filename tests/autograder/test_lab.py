@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from autograder import lab
+from autograder.authoring import lab
 
 pytestmark = pytest.mark.grader
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.scan import main, scan_notebook
+from autograder.outputs.scan import main, scan_notebook
 
 pytestmark = pytest.mark.grader
 

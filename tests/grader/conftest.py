@@ -29,7 +29,7 @@ def need_batchnorm() -> None:
 def bn_spec():
     """The batchnorm assignment as the grader sees it."""
     need_batchnorm()
-    from autograder import assignment
+    from autograder.authoring import assignment
 
     spec, _ = assignment.load("batchnorm")
     return spec
@@ -38,7 +38,7 @@ def bn_spec():
 @pytest.fixture
 def policy():
     """The grading sandbox policy: the solutions hidden, a uid of its own."""
-    from autograder import sandbox
+    from autograder.sandbox import isolation as sandbox
 
     uid = sandbox.BASE_UID + 4000 + os.getpid() % 1000 if os.geteuid() == 0 else None
     return sandbox.course_policy(str(ROOT), hide=(str(ROOT / "solutions"),), uid=uid)

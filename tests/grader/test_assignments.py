@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import assignment, sandbox, worker
+from autograder.authoring import assignment
+from autograder.pipeline import worker
+from autograder.sandbox import isolation as sandbox
 from tests.grader.conftest import ROOT
 
 pytestmark = [

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.grader
 
 
 def test_help_explains_the_commands():
-    from autograder.cli import build_parser
+    from autograder.pipeline.cli import build_parser
 
     parser = build_parser()
     text = parser.format_help()

@@ -59,7 +59,11 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def expected(corpus, bn_spec):
     """Per-cell scores of the plain-wrong notebook, graded the nbgrader way."""
-    from autograder.harness import execute_notebook, restore_tests, score_notebook
+    from autograder.authoring.harness import (
+        execute_notebook,
+        restore_tests,
+        score_notebook,
+    )
 
     wrong = nbformat.read(
         corpus["root"] / "submissions" / "wrong" / "batchnorm.ipynb", 4
@@ -122,7 +126,7 @@ def test_the_gradebook_agrees_with_the_report(corpus):
 
 
 def test_feedback_never_shows_hidden_tests(corpus, bn_spec):
-    from autograder.feedback import visible_text
+    from autograder.outputs.feedback import visible_text
 
     pages = list((corpus["work"] / "feedback").rglob("*.html"))
     assert len(pages) == len(CASES)

@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from autograder import assignment
-from autograder.gradebook import RESULTS, Book
+from autograder.authoring import assignment
+from autograder.outputs.gradebook import RESULTS, Book
 
 pytestmark = pytest.mark.grader
 COURSE = "test-course"

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from autograder import intake
+from autograder.pipeline import intake
 from tests.grader.conftest import RELEASE, SOLUTION
 
 pytestmark = pytest.mark.grader

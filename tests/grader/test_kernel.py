@@ -5,7 +5,8 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autograder import kernel, sandbox
+from autograder.sandbox import isolation as sandbox
+from autograder.sandbox import kernel
 
 pytestmark = pytest.mark.grader
 LIMITS = sandbox.Limits(

@@ -8,7 +8,7 @@ import json
 import nbformat
 import pytest
 
-from autograder import feedback, report
+from autograder.outputs import feedback, report
 
 pytestmark = pytest.mark.grader
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import runner, sandbox
 from autograder.checks import own_code
 from autograder.checks.core import Mistake
+from autograder.sandbox import isolation as sandbox
+from autograder.sandbox import runner
 
 pytestmark = pytest.mark.grader
 LIMITS = sandbox.Limits(call_timeout=2, cell_timeout=10, notebook_timeout=60)
@@ -50,7 +51,7 @@ def draws(gen):
 @pytest.fixture
 def client(policy):
     import trainlab.batchnorm  # noqa: F401 - loaded in a grading worker too
-    from autograder import verify
+    from autograder.pipeline import verify
 
     runner.install_guard_bridge()
     c = runner.RunnerClient(

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from autograder import ipc, sandbox
+from autograder.sandbox import ipc
+from autograder.sandbox import isolation as sandbox
 from tests.grader.conftest import ROOT
 
 pytestmark = pytest.mark.grader

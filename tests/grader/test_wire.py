@@ -8,7 +8,7 @@ import struct
 import pytest
 import torch
 
-from autograder import wire
+from autograder.sandbox import wire
 
 pytestmark = pytest.mark.grader
 

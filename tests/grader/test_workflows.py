@@ -20,7 +20,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.xdist_group("grader-e2e"),
 ]
-WORKFLOWS = ROOT / "autograder" / "workflows"
+WORKFLOWS = ROOT / "autograder" / "authoring" / "workflows"
 
 
 def _grading_steps(name: str) -> tuple[dict, list[dict]]:

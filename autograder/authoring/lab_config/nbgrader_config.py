@@ -1,7 +1,8 @@
-"""nbgrader settings for the student lab (``python -m autograder.lab``).
+"""nbgrader settings for the student lab (``python -m autograder.authoring.lab``).
 
-``autograder/lab.py`` puts this folder first on ``JUPYTER_CONFIG_PATH``, where
-the Validate button's handler looks for its configuration.
+``autograder/authoring/lab.py`` puts this folder first on
+``JUPYTER_CONFIG_PATH``, where the Validate button's handler looks for its
+configuration.
 """
 
 c = get_config()  # noqa: F821

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import nbgrader_config
+from autograder.authoring import nbgrader_config
 
 ROOT = nbgrader_config.ROOT
 SOURCE = ROOT / "solutions"
@@ -118,7 +118,7 @@ def _meta(cell: NotebookNode) -> dict:
 def _defined_names(source: str) -> list[str]:
     import ast
 
-    from autograder.answers import answer_statements
+    from autograder.authoring.answers import answer_statements
 
     try:
         src, _ = answer_statements(source)

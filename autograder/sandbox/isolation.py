@@ -23,7 +23,7 @@ private working folder still apply.
 
 Example:
     >>> box = start(target, limits=Limits(), policy=Policy(hide=("/srv/answers",)))
-    >>> box.sock  # a socket to the target, see autograder.ipc
+    >>> box.sock  # a socket to the target, see autograder.sandbox.ipc
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from autograder import ipc
+from autograder.sandbox import ipc
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000

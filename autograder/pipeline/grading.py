@@ -2,7 +2,7 @@
 
 :func:`grade_folder` is ``python -m autograder grade``; :func:`check_notebook`
 is ``python -m autograder check``. Both grade through the same worker
-(:mod:`autograder.worker`); only ``grade`` writes a gradebook.
+(:mod:`autograder.pipeline.worker`); only ``grade`` writes a gradebook.
 
 Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
 
@@ -29,9 +29,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import assignment as asg
-from autograder import intake, report, sandbox
-from autograder import nbgrader_config as cfg
+from autograder.authoring import assignment as asg
+from autograder.authoring import nbgrader_config as cfg
+from autograder.outputs import report
+from autograder.pipeline import intake
+from autograder.sandbox import isolation as sandbox
 
 ROOT = cfg.ROOT
 
@@ -128,7 +130,7 @@ def grade_folder(opts: Options) -> dict:
         intake.IntakeError: the submissions cannot be read.
         ValueError: an unknown assignment.
     """
-    from autograder.pool import Pool
+    from autograder.pipeline.pool import Pool
 
     start = time.monotonic()
     work = opts.work.resolve()
@@ -150,7 +152,7 @@ def grade_folder(opts: Options) -> dict:
 
 
 def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
-    from autograder.gradebook import Book
+    from autograder.outputs.gradebook import Book
 
     names = asg.available(opts.source_root)
     if opts.assignment and opts.assignment not in names:
@@ -288,7 +290,7 @@ def check_notebook(
     Raises:
         ValueError: the assignment cannot be told from the notebook.
     """
-    from autograder.pool import Pool
+    from autograder.pipeline.pool import Pool
 
     limits = limits or sandbox.Limits()
     names = asg.available(source_root)

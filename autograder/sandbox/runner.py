@@ -1,6 +1,6 @@
 """Call a student's functions from a process that never runs student code.
 
-The *runner* is a sandboxed process (:mod:`autograder.sandbox`) that executes
+The *runner* is a sandboxed process (:mod:`autograder.sandbox.isolation`) that executes
 only the instructor's locked setup cells and the student's answer cells
 (imports, function and class definitions, simple constants: top-level loops,
 prints and calls are dropped), and then answers requests: call this function
@@ -8,7 +8,7 @@ with these arguments, read this attribute, and so on.
 
 The *verifier* side holds :class:`RemoteFunction` proxies that look like the
 student's functions to the instructor's check code. Messages in both
-directions are data only (:mod:`autograder.wire`: JSON plus raw tensor bytes,
+directions are data only (:mod:`autograder.sandbox.wire`: JSON plus raw tensor bytes,
 nothing is unpickled): the verifier receives plain tensors, numbers, strings,
 lists, tuples and dicts, and builds new plain tensors from the bytes. An object
 that is not plain data (a student's class instance) stays in the runner and
@@ -41,8 +41,9 @@ from typing import Any
 
 import torch
 
-from autograder import ipc, sandbox, wire
-from autograder.answers import answer_statements
+from autograder.authoring.answers import answer_statements
+from autograder.sandbox import ipc, wire
+from autograder.sandbox import isolation as sandbox
 
 _MAGIC = re.compile(r"^\s*[%!]")
 _TAG = "__ag__"

@@ -3,7 +3,7 @@
 The verifier executes the instructor's own test cells (from the source
 notebook: visible part and hidden tests) in a fresh namespace of the grading
 worker, where every name the student's answer cells define is a
-:class:`~autograder.runner.RemoteFunction` proxy to a sandboxed runner. The
+:class:`~autograder.sandbox.runner.RemoteFunction` proxy to a sandboxed runner. The
 check functions therefore run here, on their own inputs, and see only plain
 tensors coming back: a student cannot reach them to patch ``torch``, the
 assert helpers, the check functions or builtins, print a fake report, or
@@ -28,8 +28,9 @@ import nbformat
 import torch
 from nbformat import NotebookNode
 
-from autograder import runner, sandbox
-from autograder.assignment import Assignment
+from autograder.authoring.assignment import Assignment
+from autograder.sandbox import isolation as sandbox
+from autograder.sandbox import runner
 
 _MAGIC_PREFIXES = ("%", "!")
 

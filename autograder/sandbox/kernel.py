@@ -2,9 +2,10 @@
 
 This replaces a fresh Jupyter kernel per notebook (seconds to start and to
 ``import torch``) with a fork of a worker that has already imported torch: the
-cells run in an IPython ``InteractiveShell`` inside a :mod:`autograder.sandbox`
-process, and their outputs come back as nbformat outputs (``stream``,
-``display_data``, ``execute_result``, ``error``), as a kernel would produce
+cells run in an IPython ``InteractiveShell`` inside a
+:mod:`autograder.sandbox.isolation` process, and their outputs come back as
+nbformat outputs (``stream``, ``display_data``, ``execute_result``, ``error``),
+as a kernel would produce
 them, so nbgrader's ``determine_grade`` reads them the same way.
 
 Limits enforced here: time per cell and per notebook (the process is killed,
@@ -32,7 +33,8 @@ import time
 import nbformat
 from nbformat import NotebookNode
 
-from autograder import ipc, sandbox
+from autograder.sandbox import ipc
+from autograder.sandbox import isolation as sandbox
 
 _CUT = "\n... output cut: over the limit of {kb} KB for one cell ...\n"
 

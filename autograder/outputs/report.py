@@ -14,7 +14,7 @@ import json
 import os
 from pathlib import Path
 
-from autograder import sandbox
+from autograder.sandbox import isolation as sandbox
 
 
 def _fmt(x: float | None) -> str:

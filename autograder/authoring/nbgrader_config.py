@@ -4,7 +4,7 @@ Layout, relative to the repository root (the nbgrader course root):
 
 - ``solutions/<assignment>/``: source notebooks (instructor versions);
 - ``notebooks/<assignment>/``: release notebooks (student versions), generated
-  by ``python -m autograder.generate``;
+  by ``python -m autograder.authoring.generate``;
 - ``grading/``: the git-ignored working folder for the gradebook and the
   submitted, autograded and feedback folders. Set ``TRAINLAB_GRADING_DIR`` to
   put it elsewhere (a relative path is taken from the repository root).
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COURSE_ID = "training-nn-1"
 
 

@@ -25,7 +25,7 @@ from functools import cache, lru_cache
 import nbformat
 from nbformat import NotebookNode
 
-from autograder.assignment import Assignment
+from autograder.authoring.assignment import Assignment
 
 HIDDEN_MARK = "[hidden test code removed]"
 

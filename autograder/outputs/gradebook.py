@@ -115,7 +115,7 @@ class Book:
         """Record the assignment's cells (nbgrader SaveCells), if they changed."""
         from nbgrader.api import MissingEntry
 
-        from autograder.assignment import register
+        from autograder.authoring.assignment import register
 
         try:
             nb = self.gb.find_notebook(spec.notebook, spec.name)

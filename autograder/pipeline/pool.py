@@ -1,12 +1,12 @@
 """Grading workers: one zygote that imports torch once, forked into workers.
 
-The pool starts a single ``autograder.worker`` process (the zygote) with a
+The pool starts a single ``autograder.pipeline.worker`` process (the zygote) with a
 clean environment (no tokens, no database URL: workers never need the
 gradebook). It imports torch, nbconvert and nbgrader while the command loads
 the assignments; :meth:`Pool.configure` then sends it the assignments, limits
 and sandbox policy, it verifies each solution once (every first-call cost is
 paid there), and forks the workers, which start warm and share its memory.
-Each worker grades one submission at a time (:func:`autograder.worker.grade`)
+Each worker grades one submission at a time (:func:`autograder.pipeline.worker.grade`)
 and forks its own sandboxes for student code. The pool hands out jobs as
 workers become free and yields results as they finish; a worker that dies is
 replaced and its submission reported as a grader error.
@@ -25,16 +25,17 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from autograder import ipc
-from autograder.assignment import ROOT
+from autograder.authoring.assignment import ROOT
+from autograder.sandbox import ipc
 
 #: environment variables the workers keep
 _KEEP = ("PATH", "LANG", "LC_ALL", "TZ")
 
-#: how the zygote starts: skip a slow optional import, then run autograder.worker
+#: how the zygote starts: skip a slow optional import, then run
+#: autograder.pipeline.worker
 _START = (
-    "import autograder._fastimport, runpy; "
-    "runpy.run_module('autograder.worker', run_name='__main__')"
+    "import autograder.pipeline._fastimport, runpy; "
+    "runpy.run_module('autograder.pipeline.worker', run_name='__main__')"
 )
 
 

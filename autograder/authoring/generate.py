@@ -6,15 +6,15 @@
    are kept and its body is wrapped in ``### BEGIN SOLUTION`` /
    ``### END SOLUTION``. Outputs, execution counts and editor metadata are
    stripped, so the stored notebook is the same whoever saved it last.
-2. ``nbgrader generate_assignment`` (with ``autograder/nbgrader_config.py``)
+2. ``nbgrader generate_assignment`` (with ``autograder/authoring/nbgrader_config.py``)
    makes the student version ``notebooks/<name>/<name>.ipynb`` and records the
    assignment in the gradebook under ``grading/``.
 
 Usage::
 
-    python -m autograder.generate              # every assignment
-    python -m autograder.generate batchnorm    # only these
-    python -m autograder.generate --check      # exit 1 if the committed files
+    python -m autograder.authoring.generate              # every assignment
+    python -m autograder.authoring.generate batchnorm    # only these
+    python -m autograder.authoring.generate --check      # exit 1 if the committed files
                                                # differ from a fresh generation
 
 ``--check`` writes nothing in the repository (it generates into a temporary
@@ -41,7 +41,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import nbgrader_config
+from autograder.authoring import nbgrader_config
 
 ROOT = nbgrader_config.ROOT
 SOURCE = ROOT / "solutions"
@@ -336,7 +336,8 @@ def _replace_folder(fresh: Path, target: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m autograder.generate", description=__doc__.split("\n")[0]
+        prog="python -m autograder.authoring.generate",
+        description=__doc__.split("\n")[0],
     )
     parser.add_argument("assignments", nargs="*", help="default: all of solutions/")
     parser.add_argument(
@@ -359,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print("\n".join(problems))
                     print(
                         f"\n{len(problems)} generated file(s) out of date; "
-                        "run `make generate` (python -m autograder.generate) "
+                        "run `make generate` (python -m autograder.authoring.generate) "
                         "and commit the result."
                     )
                     return 1

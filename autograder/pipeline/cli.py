@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-import autograder._fastimport  # noqa: F401 - first, before nbformat
-from autograder import nbgrader_config as cfg
-from autograder import sandbox
+import autograder.pipeline._fastimport  # noqa: F401 - first, before nbformat
+from autograder.authoring import nbgrader_config as cfg
+from autograder.sandbox import isolation as sandbox
 
 DESCRIPTION = """\
 Grade the course's nbgrader assignments.
@@ -68,7 +68,7 @@ Prints one row per test cell (points, maximum), the failed checks, and a final
 line "Points x/y". Exits 0 with full marks, 1 when points are lost, 2 when the
 notebook cannot be graded. With --classroom "$GITHUB_OUTPUT" it also writes the
 step output that GitHub Classroom's grading reporter reads (see
-autograder/workflows/student.yml); the reporter puts "Points x/y" on the
+autograder/authoring/workflows/student.yml); the reporter puts "Points x/y" on the
 "Autograding Tests" check run, which is what Classroom records.
 
 Example:
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grade(args: argparse.Namespace) -> int:
-    from autograder import grading, intake
+    from autograder.pipeline import grading, intake
 
     opts = grading.Options(
         submissions=args.submissions,
@@ -255,7 +255,8 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from autograder import grading, report
+    from autograder.outputs import report
+    from autograder.pipeline import grading
 
     if not args.notebook.is_file():
         print(f"error: {args.notebook} is not a file", file=sys.stderr)

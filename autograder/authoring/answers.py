@@ -1,6 +1,6 @@
 """Which statements of a student's answer cell the verification runs.
 
-The runner (:mod:`autograder.runner`) defines the student's functions without
+The runner (:mod:`autograder.sandbox.runner`) defines the student's functions without
 running the rest of the cell: imports, ``def`` and ``class`` statements and
 simple assignments (constants, names, containers of those) are kept; loops,
 calls and prints at the top level are dropped, so code outside functions can

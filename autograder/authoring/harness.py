@@ -27,7 +27,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 _REPORT_LINE = re.compile(
     r"^(?P<title>.+): (?P<score>[\d.e+-]+) / (?P<max>[\d.e+-]+) points$"
 )

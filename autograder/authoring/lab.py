@@ -1,22 +1,22 @@
 """Open the assignments in JupyterLab, with the course environment and nbgrader.
 
-``python -m autograder.lab`` (``make lab``) starts JupyterLab on the student
+``python -m autograder.authoring.lab`` (``make lab``) starts JupyterLab on the student
 notebooks (``notebooks/``) with:
 
 - the course kernel: the notebooks' ``python3`` kernel runs this interpreter
   (the ``.venv`` one), so ``torch`` and ``trainlab`` import as in the tests;
 - nbgrader's JupyterLab extensions, among them the **Validate** button of the
   notebook toolbar: it runs the notebook and reports every cell that fails
-  (``autograder/lab_config/nbgrader_config.py``);
+  (``autograder/authoring/lab_config/nbgrader_config.py``);
 - token authentication: a fresh random token unless one is given; the URL to
   open (token included) is printed. ``--no-token`` is refused unless the
   server only listens on this machine (localhost).
 
 Usage::
 
-    python -m autograder.lab                     # notebooks/, port 8888, browser
-    python -m autograder.lab --port 9000 --no-browser
-    python -m autograder.lab --dir solutions     # instructors: the source notebooks
+    python -m autograder.authoring.lab          # notebooks/, port 8888, browser
+    python -m autograder.authoring.lab --port 9000 --no-browser
+    python -m autograder.authoring.lab --dir solutions  # instructors: sources
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: nbgrader settings for the Validate button (validate every cell)
 LAB_CONFIG = Path(__file__).resolve().parent / "lab_config"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -141,7 +141,7 @@ def check_nbgrader(env: dict[str, str] | None = None) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m autograder.lab", description=__doc__.split("\n")[0]
+        prog="python -m autograder.authoring.lab", description=__doc__.split("\n")[0]
     )
     parser.add_argument(
         "--dir",

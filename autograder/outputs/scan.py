@@ -26,7 +26,7 @@ or whose source equals the source notebook's) are skipped.
 
 Usage::
 
-    python -m autograder.scan submission.ipynb [--source solutions/x/x.ipynb]
+    python -m autograder.outputs.scan submission.ipynb [--source solutions/x/x.ipynb]
 
 prints one line per finding and exits 1 when there is any.
 """
@@ -369,7 +369,7 @@ def scan_notebook(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m autograder.scan", description=__doc__.split("\n")[0]
+        prog="python -m autograder.outputs.scan", description=__doc__.split("\n")[0]
     )
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--source", type=Path, help="the instructor's source notebook")

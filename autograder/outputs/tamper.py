@@ -1,6 +1,6 @@
 """Static scan for code that reaches around the grader, for the instructor's review.
 
-Complements :mod:`autograder.scan` (reference imports, library layers,
+Complements :mod:`autograder.outputs.scan` (reference imports, library layers,
 autograd, monkeypatching) with what a notebook has no business doing:
 running strings as code (``exec``, ``eval``, ``__import__``, ``importlib``),
 raw file descriptors and sockets, processes (``fork``, ``subprocess``,

@@ -1,18 +1,19 @@
 """A grading worker: imports torch once, then grades one notebook at a time.
 
-Started by :mod:`autograder.pool` as ``python -m autograder.worker`` with a
-socket on the file descriptor named by ``AUTOGRADER_WORKER_FD``. It never runs
-student code itself: for each submission it forks sandboxed children
-(:mod:`autograder.kernel` for the notebook, :mod:`autograder.runner` for the
-functions) and runs the verification and the feedback rendering itself.
+Started by :mod:`autograder.pipeline.pool` as
+``python -m autograder.pipeline.worker`` with a socket on the file descriptor
+named by ``AUTOGRADER_WORKER_FD``. It never runs student code itself: for each
+submission it forks sandboxed children (:mod:`autograder.sandbox.kernel` for
+the notebook, :mod:`autograder.sandbox.runner` for the functions) and runs the
+verification and the feedback rendering itself.
 
 One submission (:func:`grade`):
 
-1. read the file (size-capped) as a notebook; scan it (:mod:`autograder.scan`);
-2. nbgrader's sanitize step (:func:`autograder.assignment.sanitize`);
+1. read the file (size-capped) as a notebook; scan it (:mod:`autograder.outputs.scan`);
+2. nbgrader's sanitize step (:func:`autograder.authoring.assignment.sanitize`);
 3. execute it in the sandbox; nbgrader's ``LimitOutput``; in-kernel scores with
    nbgrader's ``determine_grade``;
-4. verification (:mod:`autograder.verify`): the scores that count;
+4. verification (:mod:`autograder.pipeline.verify`): the scores that count;
 5. comments (nbgrader's "No response." for untouched answers) and feedback.
 """
 
@@ -31,9 +32,11 @@ import traceback
 
 import nbformat
 
-from autograder import ipc, kernel, sandbox, verify
-from autograder.assignment import Assignment, sanitize
-from autograder.feedback import feedback_notebook, render_html
+from autograder.authoring.assignment import Assignment, sanitize
+from autograder.outputs.feedback import feedback_notebook, render_html
+from autograder.pipeline import verify
+from autograder.sandbox import ipc, kernel
+from autograder.sandbox import isolation as sandbox
 
 _IMPORT = re.compile(r"^\s*from\s+(autograder\.checks\.\w+)\s+import", re.M)
 
@@ -46,18 +49,18 @@ def _meta(cell) -> dict:
 
 def _read(path: str, limits: sandbox.Limits):
     """The notebook at ``path``, or None and why not."""
-    from autograder.intake import read_notebook
+    from autograder.pipeline.intake import read_notebook
 
     return read_notebook(path, limits.notebook_mb)
 
 
 def _scan(nb, source_path: str) -> list[str]:
     """Findings of the static scans (advisory: they go into the report)."""
-    from autograder import tamper
+    from autograder.outputs import tamper
 
     found = []
     try:
-        from autograder.scan import scan_notebook
+        from autograder.outputs.scan import scan_notebook
 
         found += [str(f) for f in scan_notebook(nb, source_path)]
     except Exception as exc:  # noqa: BLE001 - the scan is advisory
@@ -344,7 +347,7 @@ def _preload(specs: dict[str, Assignment], limits, policy, sources: dict) -> Non
     import IPython.core.interactiveshell  # noqa: F401
     import nbgrader.preprocessors  # noqa: F401
 
-    from autograder import runner
+    from autograder.sandbox import runner
 
     runner.install_guard_bridge()
     for spec in specs.values():
@@ -456,7 +459,7 @@ def zygote(ctrl: socket.socket) -> None:
         if msg.get("type") == "prepare":  # early: load the assignments ourselves
             from pathlib import Path
 
-            from autograder import assignment
+            from autograder.authoring import assignment
 
             root = Path(msg["source_root"])
             msg["specs"] = {
@@ -536,7 +539,7 @@ def main() -> None:
     import nbgrader.preprocessors  # noqa: F401
     import torch
 
-    from autograder.feedback import _exporter
+    from autograder.outputs.feedback import _exporter
 
     torch.set_num_threads(1)
     _exporter()
