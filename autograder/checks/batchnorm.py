@@ -86,6 +86,8 @@ RULES = rules(
     "torch.nn.functional.batch_norm and trainlab are what you are building.",
 )
 EPS = 1e-5
+#: the arguments a forward updates in place: the running statistics
+RUNNING = (3, 4, "running_mean", "running_var")
 
 
 # ---------------------------------------------------------------- inputs
@@ -323,7 +325,7 @@ def _call_forward(guard, forward, what, x, gamma, beta, rm, rv, **kw):
 def grade_batchnorm_forward(batchnorm_forward: Callable[..., Any]) -> Report:
     """Grade ``batchnorm_forward`` (8 points)."""
     what = "batchnorm_forward"
-    guard = Guard(RULES, what)
+    guard = Guard(RULES, what, inplace=RUNNING)
     g = Grader(what)
 
     def shape_dtype() -> None:
@@ -801,7 +803,7 @@ def grade_spatial_batchnorm_forward(
 ) -> Report:
     """Grade ``spatial_batchnorm_forward`` (6 points)."""
     what = "spatial_batchnorm_forward"
-    guard = Guard(RULES, what)
+    guard = Guard(RULES, what, inplace=RUNNING)
     g = Grader(what)
     fwd = spatial_batchnorm_forward
 

@@ -17,7 +17,7 @@ import torch
 
 from autograder.checks.core import Mistake
 from autograder.checks.expect import expect_close, plain_tensor, rel_error, unpack
-from autograder.checks.own_code import Guard
+from autograder.checks.own_code import Guard, Protected, was_changed
 from trainlab.gradcheck import check_directional, check_elementwise
 
 #: a wrong formula: (message naming the misconception, the value it gives)
@@ -116,8 +116,13 @@ def close_with_hints(
 
 
 def expect_unchanged(before: torch.Tensor, after: torch.Tensor, name: str, what: str):
-    """``after`` (a caller's tensor after the student's call) equals ``before``."""
-    if not torch.equal(before, after):
+    """The caller's tensor ``after`` was not changed in place by a student's call.
+
+    Student functions get copies of their inputs (:class:`own_code.Protected`),
+    so ``after`` itself never changes; a change the call made to its copy is
+    remembered (:func:`own_code.was_changed`) and fails here.
+    """
+    if was_changed(after) or not torch.equal(before, after):
         raise Mistake(
             f"{what} changed its input {name} in place; leave it as it was "
             "(compute new tensors instead)"
@@ -170,9 +175,11 @@ def quiet_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
     For a forward whose output only feeds a backward check (its own cell
     grades it); ``torch.no_grad`` so that no autograd graph reaches the cache.
+    The function gets copies of the tensor arguments (:class:`Protected`).
     """
+    given = Protected(args, kwargs, ())
     with torch.no_grad():
-        return fn(*args, **kwargs)
+        return fn(*given.args, **given.kwargs)
 
 
 def device_pairs() -> list[torch.device]:

@@ -281,7 +281,8 @@ def _numeric_hints(
 def grade_numerical_gradient(numerical_gradient: Callable[..., object]) -> Report:
     """Grade ``numerical_gradient(f, x, dout, h=1e-5) -> Tensor`` (8 points)."""
     what = "numerical_gradient"
-    guard = Guard(RULES, what)
+    # x is moved in place and put back by design: checked below, not copied
+    guard = Guard(RULES, what, inplace=(1, "x"))
     g = Grader(what)
 
     def call(f, x: torch.Tensor, dout: torch.Tensor, **kw) -> torch.Tensor:

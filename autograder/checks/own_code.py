@@ -29,11 +29,13 @@ from __future__ import annotations
 import os
 import sys
 import types
-from collections.abc import Callable, Iterable
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import trainlab
 from autograder.checks.core import Grader, Mistake, Report
@@ -73,6 +75,19 @@ _THIS_FILE = __file__
 
 #: C functions that run the backward engine
 _AUTOGRAD_C = frozenset({"run_backward", "_run_backward"})
+#: C functions that start a thread or a process, where no dispatch mode follows
+_THREAD_C = frozenset(
+    {
+        "start_new_thread",
+        "start_joinable_thread",
+        "fork",
+        "forkpty",
+        "fork_exec",
+        "posix_spawn",
+        "posix_spawnp",
+        "system",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -117,8 +132,8 @@ class Rules:
 TORCH_LAYERS = (
     (os.path.join("torch", "nn", "functional.py"), "torch.nn.functional"),
     (os.path.join("torch", "nn", "modules") + os.sep, "a torch.nn module"),
-    (os.path.join("torch", "_ops.py"), "torch.ops"),
 )
+# torch.ops.aten.* needs no entry: the dispatch guard sees the operator itself
 TORCH_INIT = ((os.path.join("torch", "nn", "init.py"), "torch.nn.init"),)
 SKLEARN = ((os.sep + "sklearn" + os.sep, "scikit-learn"),)
 
@@ -138,6 +153,213 @@ def _label_c(fn: Any) -> str:
     return f"torch.{name}"
 
 
+def _from_reference() -> bool:
+    """Whether a reference function (an allowed ``trainlab`` helper) is running."""
+    frame: types.FrameType | None = sys._getframe(2)
+    while frame is not None:
+        if _in_trainlab(frame.f_code.co_filename):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _records_graph(args: Any, kwargs: Any) -> bool:
+    leaves = torch.utils._pytree.tree_leaves((args, kwargs))
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in leaves)
+
+
+class _OpGuard(TorchDispatchMode):
+    """Sees every torch operator a graded call runs, however it was reached.
+
+    An operator whose name is one of the rules' ``c_names`` (torch's own
+    ``native_batch_norm``, ``sigmoid``, ...) is the library's version of the
+    layer, unless an allowed reference helper is running it; an operator run
+    with grad mode on and an input that requires grad records an autograd
+    graph, which a manual backward may not do.
+    """
+
+    def __init__(self, rules: Rules, seen: list[str]) -> None:
+        super().__init__()
+        self.rules = rules
+        self.seen = seen
+        self.exited_cleanly = False
+        self.busy = False  # the profiler ignores the mode's own Python calls
+
+    def _note(self, text: str) -> None:
+        if text not in self.seen:
+            self.seen.append(text)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        kwargs = kwargs or {}
+        busy, self.busy = self.busy, True
+        try:
+            packet = getattr(func, "overloadpacket", func)
+            name = getattr(packet, "__name__", "")
+            if name in self.rules.c_names and not _from_reference():
+                self._note(f"the library's own {name} (torch.ops.aten.{name})")
+            if (
+                self.rules.autograd
+                and torch.is_grad_enabled()
+                and _records_graph(args, kwargs)
+            ):
+                self._note("autograd (a graph recorded for a backward pass)")
+            return func(*args, **kwargs)
+        finally:
+            self.busy = busy
+
+    def __exit__(self, *exc: Any) -> Any:
+        from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+        self.exited_cleanly = _get_current_dispatch_mode() is self
+        try:
+            return super().__exit__(*exc)
+        except Exception:  # noqa: BLE001 - the student's code emptied the stack
+            self.exited_cleanly = False
+            return None
+
+
+_warm: list[bool] = []
+
+
+def warm_up() -> None:
+    """Pay the first dispatch mode's lazy imports (about a second) now, once.
+
+    Outside the profiler, which would otherwise classify every function of
+    those imports; a grading worker calls it before it forks.
+    """
+    if not _warm:
+        with torch.no_grad(), _OpGuard(Rules(), []):
+            torch.zeros(2, dtype=torch.float64).add(1).sum()
+        _warm.append(True)
+
+
+#: tensors a student's function changed in place (restored since): id -> ref
+_CHANGED: dict[int, weakref.ReferenceType] = {}
+
+
+def was_changed(t: torch.Tensor) -> bool:
+    """Whether a graded call changed ``t`` in place (it has been restored)."""
+    ref = _CHANGED.get(id(t))
+    return ref is not None and ref() is t
+
+
+def _copy(t: torch.Tensor) -> torch.Tensor:
+    """A copy with the same strides (a non-contiguous input stays one)."""
+    with torch.no_grad():
+        out = torch.empty_strided(t.size(), t.stride(), dtype=t.dtype, device=t.device)
+        return out.copy_(t)
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.device == b.device
+        and torch.equal(a.isnan(), b.isnan())
+        and torch.equal(a.nan_to_num(), b.nan_to_num())
+    )
+
+
+class Protected:
+    """Copies of a call's tensor arguments: what the student's function gets.
+
+    Every tensor argument, and every tensor in a list, tuple or dict argument,
+    is replaced by a copy, except the arguments named in ``inplace``, which the
+    function updates by design (batchnorm's running statistics) and which it
+    therefore gets as they are. After the call, :meth:`report` compares each
+    copy with its original: the caller's tensors never change, so an answer key
+    computed after the call sees the inputs the student was given, and a
+    changed copy marks its original for :func:`expect_unchanged`.
+    """
+
+    def __init__(self, args: Sequence[Any], kwargs: dict[str, Any], inplace) -> None:
+        keep = frozenset(inplace)
+        self.pairs: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+        self.args = tuple(
+            self._wrap(f"argument {i + 1}", a, i in keep) for i, a in enumerate(args)
+        )
+        self.kwargs = {k: self._wrap(k, v, k in keep) for k, v in kwargs.items()}
+
+    def _one(self, label: str, t: torch.Tensor) -> torch.Tensor:
+        c = _copy(t)
+        self.pairs.append((label, t, c))
+        return c
+
+    def _wrap(self, label: str, value: Any, keep: bool) -> Any:
+        if keep:
+            return value
+        if isinstance(value, torch.Tensor):
+            return self._one(label, value)
+        if type(value) in (list, tuple):
+            items = [
+                self._one(label, v) if isinstance(v, torch.Tensor) else v for v in value
+            ]
+            return items if type(value) is list else tuple(items)
+        if type(value) is dict:
+            return {
+                k: self._one(f"{label}[{k!r}]", v) if isinstance(v, torch.Tensor) else v
+                for k, v in value.items()
+            }
+        return value
+
+    def report(self, changed: list[str] | None = None) -> None:
+        """Mark the originals whose copies the call changed."""
+        for label, original, copy in self.pairs:
+            if not _same(original, copy):
+                _CHANGED[id(original)] = weakref.ref(original)
+                if changed is not None and label not in changed:
+                    changed.append(label)
+
+
+def _protected_attributes() -> list[tuple[Any, str, Any]]:
+    import builtins
+
+    owners: list[tuple[Any, tuple[str, ...]]] = [
+        (Guard, ("call", "call_here", "_classify", "_message", "report")),
+        (_OpGuard, ("__torch_dispatch__", "__exit__", "__init__")),
+        (TorchDispatchMode, ("__enter__", "__exit__")),
+        (sys.modules[__name__], ("Protected", "_OpGuard", "Guard", "_copy")),
+        (sys, ("setprofile", "getprofile")),
+        (torch, ("no_grad", "is_grad_enabled")),
+        (builtins, ("isinstance", "getattr", "callable", "any", "len")),
+    ]
+    return [(o, n, o.__dict__[n]) for o, names in owners for n in names]
+
+
+def integrity_check(
+    extra: Iterable[tuple[Any, Iterable[str]]] = (),
+) -> Callable[[], str]:
+    """A check of the guard's own functions, with the originals taken now.
+
+    Args:
+        extra: more ``(owner, attribute names)`` to protect, e.g. the
+            runner's request loop.
+
+    Take it before any student code runs; the originals live in the returned
+    function's closure.
+    """
+    table = tuple(_protected_attributes()) + tuple(
+        (o, n, o.__dict__[n]) for o, names in extra for n in names
+    )
+
+    def check_integrity() -> str:
+        """Restore the guard's own functions if student code replaced them.
+
+        Returns what had been changed ('' when nothing was): the graded call
+        is then refused.
+        """
+        changed = []
+        for owner, name, original in table:
+            if owner.__dict__.get(name) is not original:
+                changed.append(f"{getattr(owner, '__name__', owner)}.{name}")
+                setattr(owner, name, original)
+        if not changed:
+            return ""
+        return "a change to the grader's own code (" + ", ".join(changed) + ")"
+
+    return check_integrity
+
+
 @dataclass
 class Guard:
     """Calls student functions under the profiler and remembers any violation.
@@ -145,11 +367,18 @@ class Guard:
     Args:
         rules: what is forbidden.
         what: the graded function's name, for messages.
+        inplace: arguments the function may change in place (positions or
+            keyword names); every other tensor argument is restored.
     """
 
     rules: Rules
     what: str
     violations: list[str] = field(default_factory=list)
+    #: arguments the function updates in place by design (positions or names),
+    #: e.g. batchnorm's running statistics: ``(3, 4, "running_mean", ...)``
+    inplace: tuple[int | str, ...] = ()
+    #: the names of the arguments the student's function changed (restored)
+    changed: list[str] = field(default_factory=list)
 
     def _classify(self, frame: types.FrameType, event: str, arg: Any) -> str | None:
         # what the reference does inside a function the student may call (the
@@ -165,6 +394,8 @@ class Guard:
                 return f"the library's own {_label_c(arg)}"
             if self.rules.autograd and name in _AUTOGRAD_C:
                 return "autograd (the backward engine)"
+            if name in _THREAD_C:
+                return f"a new thread or process ({name}), where the checks cannot see"
             return None
         if event != "call":
             return None
@@ -193,11 +424,30 @@ class Guard:
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``fn(*args, **kwargs)``; raise a Mistake if it used something forbidden.
 
-        The student's exceptions propagate unchanged (NotImplementedError included)
-        unless a violation was seen first, which takes precedence.
+        The function gets copies of the caller's tensors, except those named
+        in ``inplace`` (:class:`Protected`). A function that lives in another
+        process (the grader's runner: its type has ``__guarded_call__``) is
+        run there under the same rules. The student's exceptions propagate
+        unchanged (NotImplementedError included) unless a violation was seen
+        first, which takes precedence.
         """
         if not callable(fn):
             raise Mistake(f"{self.what} should be a function; got {type(fn).__name__}")
+        tampered = check_integrity()
+        if tampered:
+            self.violations.append(tampered)
+            raise Mistake(self._message())
+        remote = getattr(type(fn), "__guarded_call__", None)
+        given = Protected(args, kwargs, self.inplace)
+        try:
+            if remote is not None:
+                return remote(fn, self, given.args, given.kwargs)
+            return self.call_here(fn, *given.args, **given.kwargs)
+        finally:
+            given.report(self.changed)
+
+    def call_here(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn`` in this process under the profiler and the dispatch guard."""
         setprofile, getprofile = sys.setprofile, sys.getprofile
         if not all(
             isinstance(f, types.BuiltinFunctionType)
@@ -208,7 +458,12 @@ class Guard:
             raise Mistake(self._message())
         seen: list[str] = []
 
+        warm_up()
+        ops = _OpGuard(self.rules, seen)
+
         def profile(frame: types.FrameType, event: str, arg: Any) -> None:
+            if ops.busy:
+                return
             found = self._classify(frame, event, arg)
             if found is not None and found not in seen:
                 seen.append(found)
@@ -218,7 +473,7 @@ class Guard:
         result: Any = None
         current: Any = profile
         try:
-            with torch.no_grad():
+            with torch.no_grad(), ops:
                 setprofile(profile)
                 try:
                     result = fn(*args, **kwargs)
@@ -229,6 +484,8 @@ class Guard:
             error = exc
         if current is not profile:  # the student's code switched it off
             seen.append("a call that switched off the profiler (sys.setprofile)")
+        if not ops.exited_cleanly:
+            seen.append("a call that removed the grader's dispatch mode")
         for s in seen:
             if s not in self.violations:
                 self.violations.append(s)
@@ -287,3 +544,7 @@ def devices() -> list[torch.device]:
     if torch.cuda.is_available():
         found.append(torch.device("cuda"))
     return found
+
+
+#: taken at import, before any student code runs
+check_integrity = integrity_check()

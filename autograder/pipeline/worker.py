@@ -347,9 +347,11 @@ def _preload(specs: dict[str, Assignment], limits, policy, sources: dict) -> Non
     import IPython.core.interactiveshell  # noqa: F401
     import nbgrader.preprocessors  # noqa: F401
 
-    from autograder.sandbox import runner
+    from autograder.checks import own_code
+    from autograder.sandbox import runner  # noqa: F401 - loaded before the forks
 
-    runner.install_guard_bridge()
+    own_code.warm_up()
+
     for spec in specs.values():
         # the setup cells' imports, loaded here: a runner forked later cannot
         # read the reference library's files (they are hidden from it)

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from autograder.authoring.answers import answer_statements
-from autograder.sandbox import ipc, wire
+from autograder.sandbox import ipc, nothreads, wire
 from autograder.sandbox import isolation as sandbox
 
 _MAGIC = re.compile(r"^\s*[%!]")
@@ -301,11 +301,11 @@ class _Server:
                 return self.codec.decode(req["value"])
             self.serve(req)
 
-    def serve(self, req: dict) -> None:
+    def serve(self, req: dict, tampered: str = "") -> None:
         for k in req.get("release", ()):
             self.codec.objects.pop(k, None)
         try:
-            reply = self._do(req)
+            reply = self._do(req, tampered)
         except BaseException as exc:  # noqa: BLE001 - report any failure
             reply = {"type": "error", "exc": _exc_info(exc)}
             reply["violations"] = getattr(exc, "_violations", [])
@@ -315,7 +315,7 @@ class _Server:
             data = _dump({"type": "error", "exc": _exc_info(exc)})
         ipc.send(self.sock, data)
 
-    def _do(self, req: dict) -> dict:
+    def _do(self, req: dict, tampered: str = "") -> dict:
         target = self.codec.decode(req["target"])
         op = req["op"]
         if op == "call":
@@ -324,7 +324,7 @@ class _Server:
             tracked = [*args, *kwargs.values()]
             before = [_snapshot(t) for t in tracked]
             if req.get("guard"):
-                value = _guarded(target, args, kwargs, req["guard"])
+                value = _guarded(target, args, kwargs, req["guard"], tampered)
             else:
                 value = target(*args, **kwargs)
             changed = {
@@ -354,7 +354,7 @@ class _Server:
         raise RemoteError(f"unknown request {op!r}")
 
 
-def _guarded(fn, args, kwargs, guard: dict) -> Any:
+def _guarded(fn, args, kwargs, guard: dict, tampered: str = "") -> Any:
     from autograder.checks import own_code
 
     r = guard["rules"]
@@ -366,9 +366,11 @@ def _guarded(fn, args, kwargs, guard: dict) -> Any:
         str(r["hint"]),
     )
     g = own_code.Guard(rules, str(guard["what"]))
-    original = _ORIGINAL_GUARD_CALL or own_code.Guard.call
     try:
-        return original(g, fn, *args, **kwargs)
+        if tampered:  # the answers changed the grader's code: restored, refused
+            g.violations.append(tampered)
+            raise own_code.Mistake(g._message())
+        return g.call_here(fn, *args, **kwargs)
     except BaseException as exc:
         exc._violations = list(g.violations)
         raise
@@ -460,8 +462,31 @@ def withdraw_reference(names, keep: dict | None = None) -> list[str]:
     return done
 
 
+def _integrity():
+    """A check of the runner's and the guard's own code, originals taken now."""
+    from autograder.checks import own_code
+
+    here = sys.modules[__name__]
+    return own_code.integrity_check(
+        [
+            (_Server, ("serve", "_do", "wait_callback", "_callback")),
+            (_RunnerCodec, ("lookup",)),
+            (_Codec, ("encode", "decode", "_special", "handle", "keep")),
+            (here, ("_guarded", "_snapshot", "_differs", "_dump", "_load")),
+            (ipc, ("send", "recv")),
+            (wire, ("pack", "unpack")),
+        ]
+    )
+
+
 def _runner_main(sock) -> None:
-    """Inside the sandbox: build the namespace, then serve requests."""
+    """Inside the sandbox: build the namespace, then serve requests.
+
+    Before the answers are loaded, the process loses the right to start
+    threads or processes (:mod:`autograder.sandbox.nothreads`), and the
+    originals of the grader's own functions are taken; before each request
+    they are checked and put back, so no answer cell can switch the guard off.
+    """
     job = _load(ipc.recv(sock))
     ns: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     errors, dropped = [], []
@@ -471,6 +496,14 @@ def _runner_main(sock) -> None:
         except BaseException as exc:  # noqa: BLE001
             errors.append({"cell": f"setup {i}", **_exc_info(exc)})
     withdraw_reference(job.get("graded", []), keep=ns)
+    check = _integrity()
+    server = _Server(sock, ns)
+    threads = "forbidden"
+    try:
+        torch.set_num_threads(1)
+        nothreads.forbid_threads()
+    except (OSError, RuntimeError) as exc:
+        threads = f"not forbidden ({exc})"
     before = {k: id(v) for k, v in ns.items()}
     for cell in job["answers"]:
         name = f"<answer {cell['grade_id']}>"
@@ -480,16 +513,24 @@ def _runner_main(sock) -> None:
             exec(compile(src, name, "exec"), ns)
         except BaseException as exc:  # noqa: BLE001
             errors.append({"cell": cell["grade_id"], **_exc_info(exc)})
-    server = _Server(sock, ns)
+    tampered = check()
     names = {}
     for k, v in ns.items():
         if k.startswith("__") or before.get(k) == id(v):
             continue
         names[k] = server.codec.handle(v)
-    ready = {"type": "ready", "names": names, "errors": errors, "dropped": dropped}
+    ready = {
+        "type": "ready",
+        "names": names,
+        "errors": errors,
+        "dropped": dropped,
+        "threads": threads,
+    }
     ipc.send(sock, _dump(ready))
     while True:
-        server.serve(_load(ipc.recv(sock)))
+        data = ipc.recv(sock)
+        tampered = check() or tampered
+        server.serve(_load(data), tampered)
 
 
 # ---------------------------------------------------------------------------
@@ -526,6 +567,10 @@ class RemoteFunction:
         """Run under the guard's rules in the runner; merge what it saw."""
         return self._client.call(self, args, kwargs, guard=guard)
 
+    #: how :meth:`autograder.checks.own_code.Guard.call` runs a function that
+    #: lives in the runner: there, under the same rules
+    __guarded_call__ = guarded_call
+
     def __repr__(self) -> str:
         return f"<student {self._ref.get('type', 'object')} {self.__name__}>"
 
@@ -552,28 +597,6 @@ class RemoteRef(RemoteFunction):
 
     def __iter__(self):
         return iter(self._client.request("list", self))
-
-
-_ORIGINAL_GUARD_CALL: Callable | None = None
-
-
-def install_guard_bridge() -> None:
-    """Make ``own_code.Guard.call`` run proxies under the guard in the runner."""
-    global _ORIGINAL_GUARD_CALL
-    from autograder.checks import own_code
-
-    if getattr(own_code.Guard.call, "_bridged", False):
-        return
-    _ORIGINAL_GUARD_CALL = own_code.Guard.call
-
-    def call(self, fn, *args, **kwargs):
-        if isinstance(fn, RemoteFunction):
-            return fn.guarded_call(self, args, kwargs)
-        return _ORIGINAL_GUARD_CALL(self, fn, *args, **kwargs)
-
-    call._bridged = True
-    call.__doc__ = _ORIGINAL_GUARD_CALL.__doc__
-    own_code.Guard.call = call
 
 
 class RunnerClient:
@@ -909,5 +932,4 @@ __all__ = [
     "StaleObject",
     "TimeLimitExceeded",
     "answer_statements",
-    "install_guard_bridge",
 ]

@@ -53,7 +53,6 @@ def client(policy):
     import trainlab.batchnorm  # noqa: F401 - loaded in a grading worker too
     from autograder.pipeline import verify
 
-    runner.install_guard_bridge()
     c = runner.RunnerClient(
         ["import torch"],
         [{"grade_id": "answer", "source": ANSWERS}],
