@@ -129,16 +129,16 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
 
     def returns_pair() -> None:
         x = _random_x((4, 7), 1)
-        out, _ = forward_pair(guard.call(forward, x.clone(), **spec.params), what)
+        x_before = x.clone()
+        out, _ = forward_pair(guard.call(forward, x, **spec.params), what)
         expect_shape(out, x.shape, "out")
         expect_dtype_device(out, x, "out")
+        expect_unchanged(x_before, x, "x", what)
 
     def values() -> None:
         for i, shape in enumerate(SHAPES):
             x = _random_x(shape, 10 + i)
-            x_before = x.clone()
             out, _ = forward_pair(guard.call(forward, x, **spec.params), what)
-            expect_unchanged(x_before, x, "x", what)
             want, _ = _reference(spec, x, spec.params)
             hints = _hints(spec.forward_hints, x, want, None, spec.params)
             close_with_hints(out, want, f"out for x of shape {shape}", hints)
@@ -186,7 +186,7 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
                 raise
 
     g.check(
-        "returns (out, cache); out has the shape, dtype and device of x",
+        "returns (out, cache); out has the shape, dtype and device of x; x unchanged",
         1,
         returns_pair,
     )
@@ -196,6 +196,7 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
         + ")",
         1,
         values,
+        key=True,
     )
     g.check("float32 inputs, on every available device", 1, float32_devices)
     g.check(spec.edge_name, 1, edge)
@@ -313,6 +314,7 @@ def _grade_backward(spec: Elementwise, forward: Callable, backward: Callable) ->
         "shapes " + ", ".join(str(s) for s in SHAPES) + ")",
         2,
         values,
+        key=True,
     )
     g.check("float32 inputs, on every available device", 1, float32_devices)
     g.check(spec.edge_name, 1, edge)
@@ -705,17 +707,17 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
 
     def returns_pair() -> None:
         x, alpha, _ = _prelu_inputs((4, 7), (7,), 1)
+        x0, a0 = x.clone(), alpha.clone()
         out = call(x, alpha)
         expect_shape(out, x.shape, "out")
         expect_dtype_device(out, x, "out")
+        expect_unchanged(x0, x, "x", what)
+        expect_unchanged(a0, alpha, "alpha", what)
 
     def values() -> None:
         for i, (xs, as_) in enumerate(PRELU_CASES):
             x, alpha, _ = _prelu_inputs(xs, as_, 10 + i)
-            x0, a0 = x.clone(), alpha.clone()
             out = call(x, alpha)
-            expect_unchanged(x0, x, "x", what)
-            expect_unchanged(a0, alpha, "alpha", what)
             name = f"out for x {xs}, alpha {as_}"
             expect_close(out, ref.prelu_forward(x, alpha)[0], name)
             expect_close(out, F.prelu(x, alpha), name + " (vs torch)")
@@ -755,7 +757,7 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
         )
 
     g.check(
-        "returns (out, cache); out has the shape, dtype and device of x",
+        "returns (out, cache); out has the shape, dtype and device of x; x unchanged",
         1,
         returns_pair,
     )
@@ -764,6 +766,7 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
         "4-D x; float64)",
         1,
         values,
+        key=True,
     )
     g.check("float32 inputs, on every available device", 1, float32_devices)
     g.check(
@@ -886,12 +889,15 @@ def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> R
         )
 
     g.check("returns (dx, dalpha) with the shapes of x and alpha", 1, shapes)
-    g.check("dx matches the reference and torch autograd (float64)", 1, dx_values)
+    g.check(
+        "dx matches the reference and torch autograd (float64)", 1, dx_values, key=True
+    )
     g.check(
         "dalpha matches the reference and torch autograd: summed over the "
         "batch and spatial positions",
         2,
         dalpha_values,
+        key=True,
     )
     g.check("the kink at exactly x = 0: prelu'(0) = alpha", 1, kink)
     g.check("float32 inputs, on every available device", 1, float32_devices)
@@ -948,17 +954,17 @@ def grade_maxout_forward(maxout_forward: Callable) -> Report:
 
     def returns_pair() -> None:
         x, w, b, _ = _maxout_inputs((4, 7, 5, 3), 1)
+        before = [t.clone() for t in (x, w, b)]
         out = call(x, w, b)
         expect_shape(out, (4, 5), "out")
         expect_dtype_device(out, x, "out")
+        for name, t0, t in zip("xwb", before, (x, w, b), strict=True):
+            expect_unchanged(t0, t, name, what)
 
     def values() -> None:
         for i, case in enumerate(MAXOUT_CASES):
             x, w, b, _ = _maxout_inputs(case, 10 + i)
-            before = [t.clone() for t in (x, w, b)]
             out = call(x, w, b)
-            for name, t0, t in zip("xwb", before, (x, w, b), strict=True):
-                expect_unchanged(t0, t, name, what)
             n, d, m, k = case
             label = f"out for N={n}, D={d}, M={m}, k={k}"
             hints = [
@@ -999,11 +1005,11 @@ def grade_maxout_forward(maxout_forward: Callable) -> Report:
             expect_close(out, ref.maxout_forward(x, w, b)[0], f"out for {case}")
 
     g.check(
-        "returns (out, cache); out (N, M) with the dtype and device of x",
+        "returns (out, cache); out (N, M) like x (dtype, device); x, w, b unchanged",
         1,
         returns_pair,
     )
-    g.check("out matches the reference and torch (float64)", 1, values)
+    g.check("out matches the reference and torch (float64)", 1, values, key=True)
     g.check("float32 inputs, on every available device", 1, float32_devices)
     g.check("a single piece (k = 1) and a single sample (N = 1)", 1, small)
     return guard.report(g)
@@ -1111,8 +1117,13 @@ def grade_maxout_backward(
         expect_gradcheck(lambda v: ref.maxout_forward(x, w, v)[0], b, dout, db, "db")
 
     g.check("returns (dx, dw, db) with the shapes of x, w and b", 1, shapes)
-    g.check("dx matches the reference (float64)", 1, dx_values)
-    g.check("dw and db: the gradient goes to the winning piece only", 1, dw_db_values)
+    g.check("dx matches the reference (float64)", 1, dx_values, key=True)
+    g.check(
+        "dw and db: the gradient goes to the winning piece only",
+        1,
+        dw_db_values,
+        key=True,
+    )
     g.check("ties between pieces: only the first maximal piece gets gradient", 1, ties)
     g.check("float32 inputs, on every available device", 1, float32_devices)
     g.check(

@@ -40,6 +40,7 @@ from autograder.checks.common import (
     expect_unchanged,
     grade_gradients,
     guarded_forward,
+    over_cases,
     quiet_call,
     randn,
     single_threaded,
@@ -475,6 +476,7 @@ def grade_batchnorm_forward(batchnorm_forward: Callable[..., Any]) -> Report:
         2,
         training_output,
         requires=[first],
+        key=True,
     )
     g.check(
         "eps inside the square root (a feature with variance ~1e-6)", 1, tiny_variance
@@ -483,13 +485,20 @@ def grade_batchnorm_forward(batchnorm_forward: Callable[..., Any]) -> Report:
         "running_mean updated in place (momentum 0.1 and 0.3)",
         1,
         partial(running, "mean"),
+        key=True,
     )
     g.check(
         "running_var updated in place with the unbiased variance",
         1,
         partial(running, "var"),
+        key=True,
     )
-    g.check("eval mode: running statistics, left unchanged (N=4 and N=1)", 1, eval_mode)
+    g.check(
+        "eval mode: running statistics, left unchanged (N=4 and N=1)",
+        1,
+        eval_mode,
+        key=True,
+    )
     g.check("float32 inputs, on every available device", 1, dtypes_devices)
     return guard.report(g)
 
@@ -600,7 +609,8 @@ def _grade_backward(
             expect_dtype_device(grad, t, name)
 
     def values() -> None:
-        for i, (n, d) in enumerate([(4, 5), (7, 3)]):
+        def one(case) -> None:
+            i, (n, d) = case
             x = _x(n, d, 210 + i)
             gamma, beta = _params(d, 220 + i)
             rm, rv = _running(d, 230 + i)
@@ -618,6 +628,8 @@ def _grade_backward(
                 dout,
                 context=f"training mode, x ({n}, {d})",
             )
+
+        over_cases(enumerate([(4, 5), (7, 3)]), one, "batchnorm_forward")
 
     def gradcheck() -> None:
         x = _x(64, 10, 250)
@@ -705,6 +717,7 @@ def _grade_backward(
         3,
         values,
         requires=[first],
+        key=True,
     )
     g.check(
         "gradient checks, elementwise and directional (x 64x10)",
@@ -712,7 +725,9 @@ def _grade_backward(
         gradcheck,
         requires=[first],
     )
-    g.check("eval mode: dx = gamma * dout / sqrt(running_var + eps)", 1, eval_mode)
+    g.check(
+        "eval mode: dx = gamma * dout / sqrt(running_var + eps)", 1, eval_mode, key=True
+    )
     g.check("float32 inputs, on every available device", 1, dtypes_devices)
     return guard.report(g)
 
@@ -896,8 +911,11 @@ def grade_spatial_batchnorm_forward(
         2,
         training_output,
         requires=[first],
+        key=True,
     )
-    g.check("running statistics: per channel, unbiased with n = N*H*W", 1, running)
+    g.check(
+        "running statistics: per channel, unbiased with n = N*H*W", 1, running, key=True
+    )
     g.check("eval mode: running statistics, left unchanged", 1, eval_mode)
     g.check("float32 inputs, on every available device", 1, dtypes_devices)
     return guard.report(g)
@@ -1017,8 +1035,11 @@ def grade_spatial_batchnorm_backward(
             expect_dtype_device(grad, t, name)
 
     def values() -> None:
-        for i, shape in enumerate([(2, 3, 4, 5), (4, 2, 3, 3)]):
-            case(*inputs(shape, 410 + 10 * i), context=f"x {shape}")
+        over_cases(
+            enumerate([(2, 3, 4, 5), (4, 2, 3, 3)]),
+            lambda c: case(*inputs(c[1], 410 + 10 * c[0]), context=f"x {c[1]}"),
+            "spatial_batchnorm_forward",
+        )
 
     def gradcheck() -> None:
         x, gamma, beta, rm, rv, dout = inputs((3, 4, 3, 2), 440)
@@ -1050,7 +1071,11 @@ def grade_spatial_batchnorm_backward(
     first = "returns (dx, dgamma, dbeta) shaped like x, gamma, beta"
     g.check(first, 1, shapes)
     g.check(
-        "dx, dgamma, dbeta vs torch autograd (2 shapes)", 2, values, requires=[first]
+        "dx, dgamma, dbeta vs torch autograd (2 shapes)",
+        2,
+        values,
+        requires=[first],
+        key=True,
     )
     g.check(
         "gradient checks, elementwise and directional", 1, gradcheck, requires=[first]
@@ -1186,6 +1211,7 @@ def grade_fold_batchnorm(fold_batchnorm: Callable[..., Any]) -> Report:
         2,
         values,
         requires=[first],
+        key=True,
     )
     g.check("float32 inputs, on every available device", 1, dtypes_devices)
     return guard.report(g)

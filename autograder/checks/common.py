@@ -1,7 +1,9 @@
 """Helpers shared by the layer checks (gradient checking and normalization).
 
-Inputs are drawn on the CPU in float64 from seeded generators, then converted,
-so every run and every device sees the same numbers. Comparisons go through
+Inputs are drawn on the CPU in float64 from generators keyed by
+:mod:`autograder.checks.seeds` (the course secret and the student when grading,
+fresh random numbers otherwise), then converted, so every device sees the same
+numbers. Comparisons go through
 :mod:`autograder.checks.expect` (plain tensors only); a failed comparison is
 matched against known wrong formulas so that the message can name the
 misconception.
@@ -15,6 +17,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from autograder.checks import seeds
 from autograder.checks.core import Mistake
 from autograder.checks.expect import expect_close, plain_tensor, rel_error, unpack
 from autograder.checks.own_code import Guard, Protected, was_changed
@@ -44,22 +47,39 @@ def single_threaded(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+def gen(label: int | str) -> torch.Generator:
+    """A CPU generator for the inputs named ``label`` (:mod:`seeds`: keyed)."""
+    return seeds.gen(label)
 
 
 def randn(
     shape: Sequence[int],
-    seed: int,
+    seed: int | str,
     *,
     scale: float = 1.0,
     shift: float | torch.Tensor = 0.0,
     dtype: torch.dtype = torch.float64,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """``scale * N(0, 1) + shift`` drawn in float64 on the CPU, then converted."""
+    """``scale * N(0, 1) + shift`` drawn in float64 on the CPU, then converted.
+
+    ``seed`` is a label: the numbers come from :func:`gen` (the course key).
+    """
     x = torch.randn(tuple(shape), generator=gen(seed), dtype=torch.float64)
     return (scale * x + shift).to(device=device, dtype=dtype)
+
+
+def runs_with_the_answer(fn: F) -> F:
+    """Mark a module-level function of the checks to run beside the answer.
+
+    A callable a check passes to a student's function normally stays in the
+    grader and is called back over the wire, so what it returns arrives as a
+    fresh tensor. A function marked here travels by name instead and runs in
+    the process of the student's code, for checks that depend on it (``f``
+    returning a view of ``x`` for a numerical gradient).
+    """
+    fn.runs_with_the_answer = True  # type: ignore[attr-defined]
+    return fn
 
 
 def forward_pair(value: object, what: str) -> tuple[torch.Tensor, Any]:
@@ -151,25 +171,6 @@ def expect_gradcheck(
             )
 
 
-def passes_gradcheck(
-    f: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    dout: torch.Tensor,
-    analytic: torch.Tensor,
-    *,
-    threshold: float = 1e-6,
-) -> bool:
-    """Whether ``analytic`` passes both gradient checks of ``f`` (no exception)."""
-    try:
-        for check in (check_elementwise, check_directional):
-            result = check(f, x, dout, analytic, generator=gen(11), threshold=threshold)
-            if not result.passed:
-                return False
-    except Exception:  # the student's forward may fail on perturbed inputs
-        return False
-    return True
-
-
 def quiet_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a student function outside the guard, without building a graph.
 
@@ -236,47 +237,38 @@ def own_forward_function(
     return f
 
 
-def consistent_with_own_forward(
-    *,
-    guard: Guard,
-    forward: Callable[..., Any],
-    backward: Callable[..., Any],
-    what: str,
-    args: Sequence[Any],
-    kwargs: dict[str, Any],
-    diff: Sequence[int],
-    dout: torch.Tensor,
-    grads: Sequence[torch.Tensor],
-    names: Sequence[str],
-) -> bool:
-    """Whether ``grads`` are the exact gradients of the student's own forward.
+class Unchecked(Mistake):
+    """A backward that could not be checked on an input: the forward is wrong there.
 
-    Gradient checks run in float64: for other dtypes the student's forward and
-    backward are run again on float64 copies, and the original gradients must
-    agree with those (relative error 1e-4).
+    A backward earns points only against the true gradient. On an input where
+    the student's forward is wrong, its cache describes another function, so
+    the backward is run on the reference forward's cache instead; when it
+    cannot use that one either, the input is *unchecked*. :func:`over_cases`
+    counts only the checked inputs, and fails when none was.
     """
-    try:
-        if dout.dtype != torch.float64:
-            args64 = _clone_args(args, torch.float64)
-            dout64 = dout.to(torch.float64)
-            cache = quiet_call(forward, *_clone_args(args64), **kwargs)[1]
-            grads64 = unpack(guard.call(backward, dout64, cache), list(names), what)
-            for g, g64 in zip(grads, grads64, strict=True):
-                if rel_error(g.double(), g64) > 1e-4:
-                    return False
-        else:
-            args64, dout64, grads64 = list(args), dout, list(grads)
-        for i, g64 in zip(diff, grads64, strict=True):
-            f = own_forward_function(forward, args64, kwargs, i)
-            if not passes_gradcheck(f, args64[i], dout64, g64):
-                return False
-    except Mistake as exc:
-        if "earns 0 points" in str(exc):
-            raise
-        return False
-    except Exception:  # the student's code failed on the float64 copies
-        return False
-    return True
+
+
+def over_cases(cases: Iterable[Any], run: Callable[[Any], Any], forward: str) -> None:
+    """``run(case)`` for each case; unchecked cases are skipped, not failed.
+
+    Raises:
+        Mistake: a checked case failed, or ``forward`` was wrong on every case
+            (so there is nothing the backward could be checked against).
+    """
+    unchecked: list[Unchecked] = []
+    checked = 0
+    for case in cases:
+        try:
+            run(case)
+        except Unchecked as exc:
+            unchecked.append(exc)
+            continue
+        checked += 1
+    if checked == 0 and unchecked:
+        raise Mistake(
+            f"{forward} is wrong on every input of this check, so the backward "
+            "could not be checked: fix the forward first.\n" + str(unchecked[0])
+        )
 
 
 def _with_reference_cache(
@@ -324,15 +316,16 @@ def grade_gradients(
     context: str = "",
     tol: float | None = None,
 ) -> list[torch.Tensor]:
-    """Run the student's backward on their own cache and compare the gradients.
+    """Run the student's backward and compare its gradients with the true ones.
 
-    When the student's forward is right on this input (``forward_ok``), each
-    gradient must match ``expected`` (the reference / torch autograd), and a
-    mismatch is explained with ``hints``. When the forward is wrong, its own
-    cell loses those points; the backward still earns its points if it is
-    right with the reference forward's cache, or if it gives the exact
-    gradients of the student's (wrong) forward: ``forward(*args, **kwargs)``,
-    differentiated with respect to ``args[i]`` for ``i`` in ``diff``.
+    The one rule of backward credit: gradients are compared with ``expected``
+    (the gradient of the true layer: torch autograd in float64), never with
+    the gradient of whatever the student's forward computes. When the
+    student's forward is right on this input (``forward_ok``), the backward
+    runs on its cache and a mismatch is explained with ``hints``. When it is
+    wrong, its own cell loses those points and the backward runs on the
+    reference forward's cache instead; if it is not right there either, the
+    input is :class:`Unchecked` (see :func:`over_cases`).
 
     Returns:
         The student's gradients, plain tensors, in the order of ``names``.
@@ -373,57 +366,33 @@ def grade_gradients(
     )
     if with_ref is not None:
         return with_ref
-    if not consistent_with_own_forward(
-        guard=guard,
-        forward=forward,
-        backward=backward,
-        what=what,
-        args=args,
-        kwargs=kwargs,
-        diff=diff,
-        dout=dout,
-        grads=grads,
-        names=names,
-    ):
-        raise Mistake(
-            f"{context + ': ' if context else ''}your forward is not right on this "
-            "input (its own cell loses those points), and your gradients are not "
-            "those of your forward either (finite differences of your forward "
-            "disagree with them)"
-        )
-    return grads
+    raise Unchecked(
+        f"{context + ': ' if context else ''}your forward is wrong on this input, "
+        f"so {what} was run on the reference forward's cache (laid out as the "
+        "docstring says), and its gradients there are not the true ones"
+    )
 
 
 def expect_layer_gradcheck(
     *,
     reference: Callable[..., Any],
-    forward: Callable[..., Any],
     args: Sequence[Any],
     kwargs: dict[str, Any],
     diff: Sequence[int],
     dout: torch.Tensor,
     grads: Sequence[torch.Tensor],
     names: Sequence[str],
+    forward: Callable[..., Any] | None = None,
 ) -> None:
     """Gradient checks of ``grads`` (float64), elementwise and directional.
 
-    Against the reference forward; a student whose forward is wrong passes
-    with gradients that check out against that forward instead (its own cell
-    pays for the forward).
+    Always against the ``reference`` forward: finite differences of the true
+    layer. (``forward``, the student's, is accepted for compatibility and
+    never used: a gradient is right only as the gradient of the true layer.)
     """
-
-    def run(fwd: Callable[..., Any], what: str) -> None:
-        for i, grad, name in zip(diff, grads, names, strict=True):
-            f = own_forward_function(fwd, args, kwargs, i)
-            expect_gradcheck(f, args[i], dout, grad, name, what=what)
-
-    try:
-        run(reference, "the reference forward")
-    except Mistake as first:
-        try:
-            run(forward, "your forward")
-        except Exception:
-            raise first from None
+    for i, grad, name in zip(diff, grads, names, strict=True):
+        f = own_forward_function(reference, args, kwargs, i)
+        expect_gradcheck(f, args[i], dout, grad, name, what="the reference forward")
 
 
 def backward_outputs(

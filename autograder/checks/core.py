@@ -5,6 +5,7 @@ A check function builds a :class:`Grader`, runs each check through
 
     g = Grader("batchnorm_forward")
     g.check("output shape", 1, lambda: expect_shape(out, (4, 5), "out"))
+    g.check("values vs torch", 3, lambda: expect_close(out, want, "out"), key=True)
     return g.report()
 
 A check passes when its callable returns without raising. A :class:`Mistake`
@@ -116,6 +117,7 @@ class Grader:
     def __init__(self, title: str) -> None:
         self.title = title
         self._results: list[CheckResult] = []
+        self._keys: list[str] = []
 
     def check(
         self,
@@ -124,12 +126,23 @@ class Grader:
         fn: Callable[[], object],
         *,
         requires: list[str] | None = None,
+        key: bool = False,
     ) -> bool:
         """Run ``fn()``; full points when it returns, 0 when it raises.
+
+        Args:
+            key: a *key* check compares the answer's values with the true
+                function on inputs no answer can know in advance. A cell's
+                other checks (shapes, dtypes, inputs unchanged, edge cases)
+                count only when at least one of its key checks passed, so an
+                answer that is right nowhere (zeros, a constant, the input)
+                earns nothing (:meth:`report`).
 
         Returns:
             Whether the check passed.
         """
+        if key:
+            self._keys.append(name)
         failed = {r.name for r in self._results if not r.passed}
         blocked = [n for n in (requires or []) if n in failed]
         if blocked:
@@ -154,7 +167,27 @@ class Grader:
         return True
 
     def report(self) -> Report:
-        return Report(self.title, list(self._results))
+        """The results; every check 0 unless a key check passed.
+
+        Raises:
+            RuntimeError: no check was marked ``key`` (a bug of the checks).
+        """
+        if not self._keys:
+            raise RuntimeError(f"{self.title}: no check is marked key=True")
+        keys = [r for r in self._results if r.name in self._keys]
+        if any(r.passed for r in keys) or not keys:
+            return Report(self.title, list(self._results))
+        names = "; ".join(r.name for r in keys)
+        gated = []
+        for r in self._results:
+            if r.passed:
+                msg = (
+                    "not counted: the values are wrong everywhere they were "
+                    f"checked ({names}), and this check counts only with them"
+                )
+                r = CheckResult(r.name, 0.0, r.max_points, msg)
+            gated.append(r)
+        return Report(self.title, gated)
 
 
 def _describe(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from autograder.checks.common import (
     close_with_hints,
     device_pairs,
     randn,
+    runs_with_the_answer,
     single_threaded,
 )
 from autograder.checks.core import Grader, Mistake, Report
@@ -143,6 +144,22 @@ def grade_rel_error(rel_error: Callable[..., object]) -> Report:
                     f"rel_error(b, a) = {got_ba:.6g} but rel_error(a, b) = {want:.6g}: "
                     "the relative error must be symmetric"
                 )
+        # values of opposite signs: |a| + |b|, not |a + b|
+        a = randn((5, 4), 30, scale=2.0)
+        b = -a * (1.0 + 0.1 * randn((5, 4), 31).abs())
+        _expect_value(
+            call(a, b),
+            _definition(a, b),
+            "a and b of opposite signs",
+            [
+                (
+                    "the denominator looks like max|a + b|, which is ~0 when a "
+                    "and b have opposite signs; use the largest |a| + |b|",
+                    float((a - b).abs().max() / (a + b).abs().max()),
+                ),
+                *_rel_error_hints(a, b),
+            ],
+        )
 
     def cancellation() -> None:
         a = torch.tensor([[1.0, 2.0, 1e-12], [0.5, -3.0, 4.0]], dtype=torch.float64)
@@ -194,12 +211,16 @@ def grade_rel_error(rel_error: Callable[..., object]) -> Report:
 
     g.check("returns a Python float, leaves a and b unchanged", 1, returns_float)
     g.check(
-        "max|a - b| / max(|a| + |b|) on random tensors (4 shapes), symmetric",
+        "max|a - b| / max(|a| + |b|) on random tensors (4 shapes; opposite "
+        "signs), symmetric",
         1,
         random_pairs,
         requires=["returns a Python float, leaves a and b unchanged"],
+        key=True,
     )
-    g.check("scale aware: an entry near zero by cancellation", 1, cancellation)
+    g.check(
+        "scale aware: an entry near zero by cancellation", 1, cancellation, key=True
+    )
     g.check("two zero tensors give 0 (the eps floor), eps is used", 1, zeros)
     g.check("float32 and float64 tensors, on every available device", 1, dtypes_devices)
     return guard.report(g)
@@ -225,6 +246,12 @@ def _matrix_grad(x: torch.Tensor, w: torch.Tensor, dout: torch.Tensor) -> torch.
     dz = dout * s * (1 - t * t)  # (N, M)
     ds = (dout * t).sum(dim=1, keepdim=True)  # (N, 1)
     return dz @ w.T + ds  # (N, D)
+
+
+@runs_with_the_answer
+def _transpose_view(x: torch.Tensor) -> torch.Tensor:
+    """x (N, D) -> x.T (D, N): a *view* of x, which moves when x moves."""
+    return x.t()
 
 
 def _elementwise_f(x: torch.Tensor) -> torch.Tensor:
@@ -323,6 +350,15 @@ def grade_numerical_gradient(numerical_gradient: Callable[..., object]) -> Repor
                 context=f"f(x) = tanh(x @ w) * x.sum(1), x {tuple(x.shape)}, "
                 f"output {(n, m)}",
             )
+        # f returns a view of x: f(x + h) changes when x is moved to x - h
+        x, dout = randn((3, 5), 35), randn((5, 3), 36, shift=0.5)
+        grad = call(_transpose_view, x, dout)
+        if not torch.allclose(grad.double(), dout.t(), rtol=1e-6, atol=1e-8):
+            raise Mistake(
+                "f(x) = x.T, a view of x: your gradient is not dout.T. When f "
+                "returns a view of x, f(x + h) changes as soon as x is moved "
+                "again: take (f(x + h) * dout).sum() (or a clone) before moving x"
+            )
 
     def uses_h() -> None:
         x = randn((3, 3), 40, shift=0.5)
@@ -408,11 +444,16 @@ def grade_numerical_gradient(numerical_gradient: Callable[..., object]) -> Repor
         2,
         matrix_function,
         requires=[first],
+        key=True,
     )
     g.check(
-        "the step h is used; centered differences (x**3)", 2, uses_h, requires=[first]
+        "the step h is used; centered differences (x**3)",
+        2,
+        uses_h,
+        requires=[first],
+        key=True,
     )
     g.check("1-D, 3-D and non-contiguous x", 1, other_shapes, requires=[first])
     g.check("float32 inputs, on every available device", 1, float32_devices)
-    g.check("a larger input (20 x 25)", 1, larger, requires=[first])
+    g.check("a larger input (20 x 25)", 1, larger, requires=[first], key=True)
     return guard.report(g)

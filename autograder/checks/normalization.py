@@ -42,6 +42,7 @@ from autograder.checks.common import (
     expect_unchanged,
     grade_gradients,
     guarded_forward,
+    over_cases,
     quiet_call,
     randn,
     single_threaded,
@@ -380,7 +381,11 @@ def _grade_forward(layer: Layer, forward: Callable[..., Any]) -> Report:
     first = "returns (out, cache); out shaped like x; inputs unchanged"
     g.check(first, 1, shape_dtype)
     g.check(
-        f"output vs torch and the reference (x {shapes})", 2, values, requires=[first]
+        f"output vs torch and the reference (x {shapes})",
+        2,
+        values,
+        requires=[first],
+        key=True,
     )
     g.check(layer.edge[0] + "; the eps argument", 1, edge, requires=[first])
     g.check("float32 inputs, on every available device", 1, dtypes_devices)
@@ -542,7 +547,8 @@ def _grade_backward(
             expect_dtype_device(grad, t, name)
 
     def values() -> None:
-        for i, (xs, gs, kw) in enumerate(layer.cases):
+        def one(case) -> None:
+            i, (xs, gs, kw) = case
             x, gamma, beta, dout = inputs(xs, gs, 110 + 10 * i)
             extra = f", {kw}" if kw else ""
             _case(
@@ -558,6 +564,8 @@ def _grade_backward(
                 kw,
                 context=f"x {xs}, gamma {gs}{extra}",
             )
+
+        over_cases(enumerate(layer.cases), one, f"{layer.name}_forward")
 
     def gradcheck() -> None:
         label, xs, gs, kw = layer.edge
@@ -618,6 +626,7 @@ def _grade_backward(
         2,
         values,
         requires=[first],
+        key=True,
     )
     g.check(
         f"gradient checks, elementwise and directional ({layer.edge[0]})",

@@ -35,6 +35,7 @@ import torch
 
 import trainlab.init as ref_init
 import trainlab.preprocessing as ref_pre
+from autograder.checks import seeds
 from autograder.checks.common import (
     close_with_hints,
     expect_unchanged,
@@ -205,6 +206,7 @@ def grade_feature_mean_std(feature_mean_std: Callable) -> Report:
         "mean and the biased std match NumPy (offset, scaled data; N = 4 included)",
         1,
         values,
+        key=True,
     )
     g.check("float32 inputs, on every available device", 1, float32_devices)
     return guard.report(g)
@@ -281,7 +283,9 @@ def grade_standardize(standardize: Callable) -> Report:
             expect_dtype_device(out, args[0], f"out ({device}, float32)")
             expect_close(out, want, f"out ({device}, float32)", tol=1e-5)
 
-    g.check("uses the training mean and std on new data", 1, train_stats_on_test)
+    g.check(
+        "uses the training mean and std on new data", 1, train_stats_on_test, key=True
+    )
     g.check(
         "a constant feature maps to 0, not NaN (the eps floor)", 1, constant_feature
     )
@@ -420,8 +424,12 @@ def grade_pca_fit(pca_fit: Callable) -> Report:
             )
 
     g.check("returns (mean (D,), components (D, k), variances (k,))", 1, shapes)
-    g.check("mean and variances (descending) match the reference", 1, variances)
-    g.check("components: orthonormal principal axes, up to sign", 1, components)
+    g.check(
+        "mean and variances (descending) match the reference", 1, variances, key=True
+    )
+    g.check(
+        "components: orthonormal principal axes, up to sign", 1, components, key=True
+    )
     g.check("num_components keeps the top k axes", 1, top_k)
     g.check("float32 inputs, on every available device", 1, float32_devices)
     return guard.report(g)
@@ -521,12 +529,13 @@ def grade_whiten(whiten: Callable) -> Report:
                 hint="whitened training data has (almost) the identity covariance",
             )
 
-    g.check("test data whitened with the training statistics", 1, values)
+    g.check("test data whitened with the training statistics", 1, values, key=True)
     g.check("a zero-variance direction stays finite (eps)", 1, zero_variance)
     g.check(
         "identity covariance on the training data; float32 on every device",
         1,
         identity_cov_devices,
+        key=True,
     )
     return guard.report(g)
 
@@ -641,8 +650,13 @@ def grade_calculate_gain(calculate_gain: Callable) -> Report:
         )
 
     g.check("gain 1 for linear, convolutions and sigmoid", 1, ones)
-    g.check("gain sqrt(2) for relu, 5/3 for tanh, 3/4 for selu", 1, tanh_relu)
-    g.check("leaky_relu: sqrt(2 / (1 + a^2)), a = 0.01 when param is None", 1, leaky)
+    g.check("gain sqrt(2) for relu, 5/3 for tanh, 3/4 for selu", 1, tanh_relu, key=True)
+    g.check(
+        "leaky_relu: sqrt(2 / (1 + a^2)), a = 0.01 when param is None",
+        1,
+        leaky,
+        key=True,
+    )
     g.check("an unknown nonlinearity raises ValueError", 1, unknown)
     return guard.report(g)
 
@@ -727,8 +741,13 @@ def grade_compute_fans(compute_fans: Callable) -> Report:
             "(a bias has no fan-in and fan-out)",
         )
 
-    g.check("linear weights in the lecture layout (D_in, D_out)", 2, linear)
-    g.check("conv weights (C_out, C_in, kH, kW): the kernel size counts", 2, conv2d)
+    g.check("linear weights in the lecture layout (D_in, D_out)", 2, linear, key=True)
+    g.check(
+        "conv weights (C_out, C_in, kH, kW): the kernel size counts",
+        2,
+        conv2d,
+        key=True,
+    )
     g.check("1-D and 3-D convolutions, 1x1 kernels", 1, other_convs)
     g.check("fewer than 2 dimensions raises ValueError", 1, error)
     return guard.report(g)
@@ -797,6 +816,7 @@ def grade_kaiming_std(_kaiming_std: Callable) -> Report:
             expect((800, 200), 0.0, "fan_in", "relu"),
             expect((30, 70), 0.0, "fan_in", "relu"),
         ],
+        key=True,
     )
     g.check("mode='fan_out'", 1, lambda: expect((800, 200), 0.0, "fan_out", "relu"))
     g.check(
@@ -807,6 +827,7 @@ def grade_kaiming_std(_kaiming_std: Callable) -> Report:
             expect((50, 20), 0.0, "fan_in", "tanh"),
             expect((50, 20), 0.0, "fan_in", "leaky_relu"),
         ],
+        key=True,
     )
     g.check(
         "conv weights (C_out, C_in, kH, kW)",
@@ -815,6 +836,7 @@ def grade_kaiming_std(_kaiming_std: Callable) -> Report:
             expect((64, 16, 3, 3), 0.0, "fan_in", "relu"),
             expect((64, 16, 3, 3), 0.0, "fan_out", "relu"),
         ],
+        key=True,
     )
     g.check(
         "a mode other than fan_in / fan_out raises ValueError",
@@ -868,7 +890,7 @@ class _Init:
 
     def torch_draw(self, shape, kwargs, seed, dtype, device) -> torch.Tensor:
         w = torch.empty(_torch_layout(shape), dtype=dtype, device=device)
-        g = torch.Generator(device=device).manual_seed(seed)
+        g = seeds.gen(seed, device)
         self.torch_fn(w, **kwargs, generator=g)
         return _from_torch(w)
 
@@ -996,7 +1018,7 @@ def _grade_init(spec: _Init, fn: Callable) -> Report:
         return plain_tensor(value, "the weight")
 
     def seeded(shape, kw, seed, dtype=None, device="cpu") -> torch.Tensor:
-        g_ = torch.Generator(device=device).manual_seed(seed)
+        g_ = seeds.gen(seed, device)
         extra = {} if dtype is None else {"dtype": dtype}
         return draw(shape, **kw, generator=g_, **extra)
 
@@ -1122,8 +1144,9 @@ def _grade_init(spec: _Init, fn: Callable) -> Report:
         "(linear and conv layouts, float32 and float64, every device)",
         2,
         same_as_torch,
+        key=True,
     )
-    g.check("statistics of large draws (linear and conv)", 1, statistics)
+    g.check("statistics of large draws (linear and conv)", 1, statistics, key=True)
     g.check(
         "the other arguments: "
         + ", ".join(

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 import trainlab.net as ref_net
 import trainlab.search as ref_search
 import trainlab.training as ref_training
+from autograder.checks import seeds
 from autograder.checks.common import (
     close_with_hints,
     expect_unchanged,
@@ -47,8 +48,8 @@ from trainlab.gradcheck import check_directional, check_elementwise
 #: the goal of the last cell: validation accuracy on digits, within a CPU budget
 TARGET_VAL_ACC = 0.95
 CPU_BUDGET_S = 60.0
-#: the seed the final network is retrained with (weights and shuffling)
-FINAL_SEED = 0
+#: the label of the final network's seeds (weights, then shuffling)
+FINAL_SEED = "final network"
 
 SOFTMAX_RULES = rules(
     (
@@ -221,8 +222,11 @@ def grade_softmax_loss(softmax_loss: Callable) -> Report:
         "the loss is the batch mean of -log p[y] (vs torch cross_entropy)",
         1,
         loss_values,
+        key=True,
     )
-    g.check("dscores = (p - onehot(y)) / N (vs torch autograd)", 1, grad_values)
+    g.check(
+        "dscores = (p - onehot(y)) / N (vs torch autograd)", 1, grad_values, key=True
+    )
     g.check("scores up to 1e4: no overflow (shift by the row maximum)", 1, large_scores)
     g.check("float32 inputs, on every available device", 1, float32_devices)
     g.check("gradient check of dscores (elementwise and directional)", 1, gradcheck)
@@ -290,7 +294,10 @@ def grade_update_to_weight_ratio(update_to_weight_ratio: Callable) -> Report:
                 )
 
     g.check(
-        "||update|| / ||w|| with Frobenius norms (linear and conv weights)", 1, values
+        "||update|| / ||w|| with Frobenius norms (linear and conv weights)",
+        1,
+        values,
+        key=True,
     )
     g.check(
         "float32 inputs, on every available device; returns a float", 1, float32_devices
@@ -303,7 +310,7 @@ def grade_update_to_weight_ratio(update_to_weight_ratio: Callable) -> Report:
 
 def _small_data(n_train: int = 200, seed: int = 0) -> Split:
     """The digits split, cut down so that a check trains in a fraction of a second."""
-    d = load_digits(seed=seed, dtype=torch.float64)
+    d = load_digits(seed=seeds.seed(("digits", seed)), dtype=torch.float64)
     return Split(
         d.X_train[:n_train],
         d.y_train[:n_train],
@@ -416,7 +423,9 @@ def grade_initial_loss_check(initial_loss_check: Callable) -> Report:
                     "them (copy_ the saved values back)"
                 )
 
-    g.check("the loss of the model with regularization off", 1, loss_without_reg)
+    g.check(
+        "the loss of the model with regularization off", 1, loss_without_reg, key=True
+    )
     g.check("expected = ln C", 1, expected)
     g.check(
         "leaves the model as it was (reg, parameters, running statistics)", 1, restores
@@ -500,12 +509,14 @@ def grade_overfit_small_subset(overfit_small_subset: Callable) -> Report:
         "trains a fresh model on the first num_samples samples, full batch",
         1,
         first_samples,
+        key=True,
     )
     g.check("passes lr, epochs, update and generator on to train", 1, arguments)
     g.check(
         "the defaults overfit 20 samples: training accuracy 1.0",
         1,
         reaches_full_accuracy,
+        key=True,
     )
     return guard.report(g)
 
@@ -523,7 +534,13 @@ def grade_learning_rate_search(learning_rate_search: Callable) -> Report:
     # 12 iterations per run (the final loss averages the last 10); absurd rates
     # at the top make plain SGD overflow, so that diverged runs show up as inf
     kw = dict(
-        low=1e-4, high=1e300, num=4, epochs=1, batch_size=10, update="sgd", seed=5
+        low=1e-4,
+        high=1e300,
+        num=4,
+        epochs=1,
+        batch_size=10,
+        update="sgd",
+        seed=seeds.seed("learning rate search"),
     )
 
     def factory():
@@ -598,8 +615,13 @@ def grade_learning_rate_search(learning_rate_search: Callable) -> Report:
                 "learning rates; every rate needs a fresh model"
             )
 
-    g.check("log-spaced learning rates from low to high", 1, rates)
-    g.check("final loss (mean of the last 10) and val acc per rate, seeded", 1, results)
+    g.check("log-spaced learning rates from low to high", 1, rates, key=True)
+    g.check(
+        "final loss (mean of the last 10) and val acc per rate, seeded",
+        1,
+        results,
+        key=True,
+    )
     g.check("a fresh model for every learning rate", 1, fresh_models)
     return guard.report(g)
 
@@ -670,7 +692,7 @@ def grade_log_uniform(log_uniform: Callable) -> Report:
         )
 
     g.check("shape, dtype and range", 1, basics)
-    g.check("spread evenly over the decades (log10 is uniform)", 1, spread)
+    g.check("spread evenly over the decades (log10 is uniform)", 1, spread, key=True)
     g.check("reproducible from the generator, as the docstring draws", 1, reproducible)
     return guard.report(g)
 
@@ -799,8 +821,15 @@ def grade_random_search(random_search: Callable) -> Report:
             raise Mistake("the finite scores must be sorted best first")
 
     g.check("num_trials calls, every hyperparameter within its range", 1, trials)
-    g.check('"log" ranges sampled log-uniformly, "linear" ones uniformly', 1, scales)
-    g.check("(hparams, score) pairs sorted best first; maximize=False", 1, ranking)
+    g.check(
+        '"log" ranges sampled log-uniformly, "linear" ones uniformly',
+        1,
+        scales,
+        key=True,
+    )
+    g.check(
+        "(hparams, score) pairs sorted best first; maximize=False", 1, ranking, key=True
+    )
     g.check("diverged runs (nan) come last", 1, nan_last)
     return guard.report(g)
 
@@ -886,7 +915,7 @@ def _plain_hparams(hparams: object) -> dict[str, Any]:
     return out
 
 
-def train_final(hparams: dict[str, Any], seed: int = FINAL_SEED):
+def train_final(hparams: dict[str, Any], seed: int | str = FINAL_SEED):
     """Retrain the batchnorm network with ``hparams`` (plain values), seeded.
 
     Returns:
@@ -910,7 +939,7 @@ def train_final(hparams: dict[str, Any], seed: int = FINAL_SEED):
         batch_size=hparams["batch_size"],
         update=hparams["update"],
         lr_decay=hparams["lr_decay"],
-        generator=gen(seed + 1),
+        generator=gen((seed, "shuffle")),
     )
     return hist, time.process_time() - start
 
@@ -921,9 +950,9 @@ def grade_final_model(best_hparams: object) -> Report:
 
     The network is ``FullyConnectedNet(64, hidden_dims, 10, batchnorm=True,
     reg=reg)`` with Kaiming weights from a generator seeded with
-    :data:`FINAL_SEED`, trained by ``trainlab.training.train`` on
-    ``load_digits()`` (float64), shuffled by a generator seeded with
-    ``FINAL_SEED + 1``. No student code runs here: only the values are used.
+    :data:`FINAL_SEED` under the course key, trained by
+    ``trainlab.training.train`` on ``load_digits()`` (float64), shuffled by a
+    generator of its own. No student code runs here: only the values are used.
     """
     g = Grader("final model")
     state: dict[str, Any] = {}
@@ -967,7 +996,7 @@ def grade_final_model(best_hparams: object) -> Report:
         requires=["best_hparams: a dict of plain values within the allowed ranges"],
     )
     need = ["the network trains without diverging (seeded retraining)"]
-    g.check("validation accuracy >= 0.90", 1, acc(0.90), requires=need)
+    g.check("validation accuracy >= 0.90", 1, acc(0.90), requires=need, key=True)
     g.check(
         f"validation accuracy >= {TARGET_VAL_ACC:.2f}",
         1,

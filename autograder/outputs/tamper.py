@@ -54,6 +54,26 @@ IMPORTS = {
     "subprocess": "starts processes",
     "multiprocessing": "starts processes",
     "gc": "can search the interpreter's memory",
+    "autograder": "imports the grader's own code",
+}
+#: attributes that reach around the write-it-yourself guard: the grader's
+#: closures and frames, and torch's switches for its Python dispatch
+ATTRIBUTES = {
+    "__closure__": "reads or changes a function's closure",
+    "cell_contents": "reads or changes a function's closure",
+    "f_locals": "reads another frame's variables",
+    "f_globals": "reads another frame's variables",
+    "f_back": "walks the call stack",
+    "tb_frame": "walks the call stack",
+    "gi_frame": "walks the call stack",
+    "_DisableTorchDispatch": "switches off torch's Python dispatch",
+    "_DisableTorchFunction": "switches off torch's Python dispatch",
+    "_DisableTorchFunctionSubclass": "switches off torch's Python dispatch",
+    "_pop_mode": "removes a torch dispatch mode",
+    "_pop_mode_temporarily": "removes a torch dispatch mode",
+    "_unset_dispatch_mode": "removes a torch dispatch mode",
+    "_ExcludeDispatchKeyGuard": "changes torch's dispatch keys",
+    "_dispatch_tls_set_dispatch_key_excluded": "changes torch's dispatch keys",
 }
 #: IPython's history of inputs and outputs (test cells' source included)
 HISTORY = frozenset({"In", "Out", "_ih", "_oh", "_i", "_ii", "_iii", "get_ipython"})
@@ -118,6 +138,8 @@ def scan(nb: NotebookNode) -> list[str]:
                 for m in mods:
                     if m.split(".")[0] in IMPORTS:
                         what = f"imports {m}: {IMPORTS[m.split('.')[0]]}"
+            elif isinstance(node, ast.Attribute) and node.attr in ATTRIBUTES:
+                what = f"uses .{node.attr}: {ATTRIBUTES[node.attr]}"
             elif isinstance(node, ast.Name) and node.id in HISTORY:
                 what = f"reads {node.id}: the kernel's input/output history"
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):

@@ -43,6 +43,12 @@ Outputs (in the work folder, default grading/ in the repository, git-ignored):
   grades.json                                    per cell, with messages
   summary.md                                     also appended to $GITHUB_STEP_SUMMARY
 
+Check inputs: every check draws its inputs from a key derived from the course
+secret and the student id, so no table of precomputed answers can match them,
+and a regrade gives the same grades. The secret is $TRAINLAB_COURSE_SECRET, or
+the file course-secret in the work folder, created on first use: keep it (and
+out of the repository). `check` draws fresh random inputs on every run.
+
 A rerun only grades new or changed submissions (and gives the same grades);
 --student NAME regrades one student; --force regrades everyone. A run that is
 interrupted (even killed) keeps what it finished; run it again to finish.

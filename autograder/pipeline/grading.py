@@ -54,6 +54,41 @@ class Options:
     source_root: Path = asg.SOURCE
 
 
+#: the environment variable that holds the course secret (else a file)
+SECRET_ENV = "TRAINLAB_COURSE_SECRET"
+SECRET_FILE = "course-secret"
+
+
+def course_secret(work: Path, *, create: bool = True) -> bytes:
+    """The course secret the check inputs are derived from.
+
+    From ``$TRAINLAB_COURSE_SECRET`` when set, else from ``<work>/course-secret``,
+    which is created (random, readable by its owner only) on first use. Keep
+    it out of the repository and the students' reach: with it and a student id
+    anyone can compute that student's check inputs.
+    """
+    value = os.environ.get(SECRET_ENV, "").strip()
+    if value:
+        return value.encode()
+    path = work / SECRET_FILE
+    if path.exists():
+        text = path.read_text().strip()
+        if text:
+            return text.encode()
+    if not create:
+        raise FileNotFoundError(f"no course secret: set {SECRET_ENV} or {path}")
+    work.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    print(
+        f"created the course secret {path} (check inputs are derived from it; "
+        f"keep it, or set {SECRET_ENV}, so that regrades give the same grades)",
+        file=sys.stderr,
+    )
+    return path.read_text().strip().encode()
+
+
 def code_version() -> str:
     """A hash of the grader's and the reference library's code."""
     h = hashlib.sha256()
@@ -171,7 +206,9 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
         problems += [f"--student {m}: no submission found" for m in sorted(missing)]
         subs = [s for s in subs if s.student in chosen]
     db_url = opts.db_url or f"sqlite:///{work / 'gradebook.db'}"
-    version = code_version()
+    secret = course_secret(work)
+    # the secret decides the check inputs, so it is part of what a grade is of
+    version = code_version() + hashlib.sha256(b"secret:" + secret).hexdigest()
     limits_key = json.dumps(opts.limits.to_dict(), sort_keys=True)
     run = {"graded": 0, "cached": 0, "errors": 0, "jobs": 0, "isolation": {}}
     with Book(db_url, cfg.COURSE_ID) as book:
@@ -201,7 +238,9 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
                 n=min(pool.n, len(todo)),
             )
             run["jobs"] = pool.n
-            jobs = [(str(i), _job(sub, opts)) for i, (sub, _, _) in enumerate(todo)]
+            jobs = [
+                (str(i), _job(sub, opts, secret)) for i, (sub, _, _) in enumerate(todo)
+            ]
             bar = _progress(len(todo), opts.progress)
             for res in pool.run(jobs):
                 sub, digest, paths = todo[int(res["key"])]
@@ -234,8 +273,12 @@ def _digest(sub, spec, version: str, limits_key: str) -> str:
     return h.hexdigest()
 
 
-def _job(sub, opts: Options) -> dict:
+def _job(sub, opts: Options, secret: bytes | None = None) -> dict:
+    from autograder.checks.seeds import student_key
+
+    key = student_key(secret, sub.student).hex() if secret else None
     return {
+        "seed_key": key,  # the student's check inputs; never the secret itself
         "student": sub.student,
         "assignment": sub.assignment,
         "path": str(sub.path),

@@ -206,6 +206,7 @@ def verify(
     *,
     limits: sandbox.Limits,
     policy: sandbox.Policy,
+    seed_key: bytes | None = None,
 ) -> Verification:
     """Score every grade cell of ``spec`` against the student's functions in ``nb``.
 
@@ -215,8 +216,24 @@ def verify(
         limits: ``cell_timeout`` per call of a student function, and
             ``notebook_timeout`` for the whole verification.
         policy: the sandbox policy of the runner.
+        seed_key: the student's key for the check inputs
+            (:func:`autograder.checks.seeds.student_key`); None draws fresh
+            random inputs (``check``). Reset to a random key afterwards, so
+            that a kernel forked later for another student never holds it.
     """
+    from autograder.checks import seeds
+
     start = time.monotonic()
+    seeds.configure(seed_key)
+    try:
+        return _verify(nb, spec, limits=limits, policy=policy, start=start)
+    finally:
+        seeds.configure(None)
+
+
+def _verify(nb, spec: Assignment, *, limits, policy, start: float) -> Verification:
+    from autograder.checks import seeds
+
     result = Verification()
     answers, notes = answer_cells(nb, spec)
     result.notes += notes
@@ -245,7 +262,7 @@ def verify(
         except (runner.RemoteError, sandbox.SandboxError) as exc:
             result.notes.append(f"the verifier could not load the answers: {exc}")
             proxies = {}
-        torch.manual_seed(0)
+        torch.manual_seed(seeds.seed("torch default generator"))
         for i, src in enumerate(spec.setup):
             outputs = run_cell(src, ns, f"<setup {i}>")
             if any(o["output_type"] == "error" for o in outputs):

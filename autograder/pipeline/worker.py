@@ -33,6 +33,7 @@ import traceback
 import nbformat
 
 from autograder.authoring.assignment import Assignment, sanitize
+from autograder.checks import seeds
 from autograder.outputs.feedback import feedback_notebook, render_html
 from autograder.pipeline import verify
 from autograder.sandbox import ipc, kernel
@@ -205,6 +206,9 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         (notebook JSON or None) and ``feedback_html``.
     """
     t0 = time.monotonic()
+    hex_key = job.pop("seed_key", None)  # out of the job before anything forks
+    seed_key = seeds.hold(bytearray.fromhex(hex_key)) if hex_key else None
+    del hex_key  # the children wipe what is held (seeds.forget)
     result = {
         "student": job["student"],
         "assignment": spec.name,
@@ -259,8 +263,13 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
             )
     t1 = time.monotonic()
     v = verify.verify(
-        sanitized if sanitized is not None else nb, spec, limits=limits, policy=policy
+        sanitized if sanitized is not None else nb,
+        spec,
+        limits=limits,
+        policy=policy,
+        seed_key=seed_key,
     )
+    seeds.forget()  # wiped here too: a kernel forked later never holds it
     result["timing"]["verify"] = round(time.monotonic() - t1, 3)
     result["messages"] += v.notes
     if not result["isolation"]:

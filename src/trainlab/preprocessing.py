@@ -115,8 +115,9 @@ def pca_fit(
         X: ``(N, D)``.
 
     Convention: the data is centered first and the covariance divides by $N$
-    (``X.T @ X / N`` in the lecture). Each axis is defined up to its sign; here
-    the entry of largest magnitude of each column is made positive.
+    (``X.T @ X / N`` in the lecture). Each axis is defined only up to its sign,
+    and either sign is right; this implementation makes the entry of largest
+    magnitude of each column positive, so that its results are repeatable.
     """
     X = check_tensor(X, "X", ndim=2)
     N, D = X.shape

@@ -63,7 +63,7 @@ def hidden_calls(assignment: str) -> dict[str, tuple[str, str]]:
     calls = {}
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade"):
+        if meta.get("grade") and not meta.get("solution"):  # (not a written answer)
             imp = _IMPORT.search(cell.source)
             call = _CALL.search(cell.source)
             assert imp and call, f"grade cell {meta['grade_id']} has no hidden test"

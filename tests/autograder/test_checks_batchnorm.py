@@ -207,14 +207,16 @@ def test_mistake_loses_the_affected_cells_only(name):
     assert phrase in messages(reports[first]), str(reports[first])
 
 
-def test_spatial_mistake_in_both_helpers_costs_the_forward_only():
-    # a backward consistent with a wrong forward keeps its points
+def test_spatial_mistake_in_both_helpers_costs_both_and_names_the_forward():
+    # a backward consistent with a wrong forward is not the true gradient: it
+    # earns nothing, and its message says that the forward comes first
     edits = [("return t.permute(0, 2, 3, 1).reshape(-1, c)", "return t.reshape(-1, c)")]
     extra = "def _channels_first(t, shape):\n    return t.reshape(shape)\n"
     ns = submission(edit=(sbn._channels_last, edits), extra=extra)
     reports = grade_all("batchnorm", ns)
-    assert losing(reports) == {SFWD}, _table(reports)
+    assert losing(reports) == {SFWD, SBWD}, _table(reports)
     assert "x.reshape(-1, C) mixes channels" in messages(reports[SFWD])
+    assert "fix the forward first" in messages(reports[SBWD])
 
 
 CHEATS = {

@@ -95,6 +95,22 @@ MISTAKES = {
         {"test_rel_error"},
         "Python float",
     ),
+    # what the docstrings promise: values of opposite signs, f returning a view
+    "|a + b| denominator": (
+        ref.rel_error,
+        [("(a.abs() + b.abs()).max()", "(a + b).abs().max()")],
+        {"test_rel_error"},
+        "opposite signs",
+    ),
+    "f's view of x not cloned": (
+        ref.numerical_gradient,
+        [
+            ("f_plus = _loss(f, x).clone()", "f_plus = _loss(f, x)"),
+            ("f_minus = _loss(f, x).clone()", "f_minus = _loss(f, x)"),
+        ],
+        {"test_numerical_gradient"},
+        "a view of x",
+    ),
     "max(|a|, |b|) denominator": (
         ref.rel_error,
         [("(a.abs() + b.abs()).max()", "torch.maximum(a.abs(), b.abs()).max()")],

@@ -110,6 +110,8 @@ def test_case(corpus, expected, case):
     if case.total is not None:
         assert r["score"] == expected[case.total], f"{case.threat}: {r['score']}"
     assert r["score"] <= expected["full"] - case.at_most, case.threat
+    if case.below is not None:
+        assert r["score"] < expected[case.below], f"{case.threat}: {r['score']}"
     for gid in case.zero_cells:
         assert r["cells"][gid]["score"] == 0.0, f"{case.threat}: {gid}"
     assert re.search(case.message, _text(r)), (

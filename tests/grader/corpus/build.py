@@ -38,6 +38,7 @@ class Case:
         zero_cells: test cells that must score 0.
         at_most: the total may not exceed the correct score minus this.
         needs_mounts: the expectation relies on the mount namespace.
+        below: the total must be below this expected total (``"wrong"``).
     """
 
     name: str
@@ -47,6 +48,7 @@ class Case:
     zero_cells: tuple[str, ...] = ()
     at_most: float = 0.0
     needs_mounts: bool = False
+    below: str | None = None
 
 
 def _meta(cell) -> dict:
@@ -246,6 +248,113 @@ def batchnorm_forward(*args, **kwargs):
 """,
 }
 
+#: signature shared by the forwards below
+_SIG = (
+    "def batchnorm_forward(x, gamma, beta, running_mean, running_var, *,"
+    " training=True, momentum=0.1, eps=1e-5):\n"
+)
+_CALL_F = (
+    "torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta,"
+    " training, momentum, eps)"
+)
+
+#: torch's own layer, reached below the Python functions the profiler sees
+GUARD_PATHS = {
+    "guard_partial": "import functools\n"
+    + _SIG
+    + "    f = functools.partial(torch.batch_norm, x, gamma, beta, running_mean,"
+    " running_var, training, momentum, eps, False)\n"
+    "    return f(), {'x': x, 'gamma': gamma}\n",
+    "guard_map": _SIG
+    + "    out = list(map(torch.ops.aten.native_batch_norm, [x], [gamma], [beta],"
+    " [running_mean], [running_var], [training], [momentum], [eps]))[0][0]\n"
+    "    return out, {'x': x, 'gamma': gamma}\n",
+    "guard_getattr": _SIG + "    f = getattr(torch, 'batch' + '_' + 'norm')\n"
+    "    out = f(x, gamma, beta, running_mean, running_var, training, momentum,"
+    " eps, False)\n"
+    "    return out, {'x': x, 'gamma': gamma}\n",
+    "guard_sorted": _SIG + "    box = []\n"
+    "    sorted([x], key=lambda t: box.append(" + _CALL_F + ") or 0)\n"
+    "    return box[0], {'x': x, 'gamma': gamma}\n",
+    "guard_thread": "import threading\n" + _SIG + "    box = []\n"
+    "    t = threading.Thread(target=lambda: box.append(" + _CALL_F + "))\n"
+    "    t.start()\n"
+    "    t.join()\n"
+    "    return box[0], {'x': x, 'gamma': gamma}\n",
+    # answer cells that switch the guard off (in a class body, which runs when
+    # the cell is loaded), then call torch's layer
+    "guard_switch_off": "class _Off:\n"
+    "    import autograder.checks.own_code as _oc\n"
+    "    _oc.Guard.call_here = lambda self, fn, *a, **k: fn(*a, **k)\n"
+    "    _oc._OpGuard.__torch_dispatch__ = (\n"
+    "        lambda self, f, t, a=(), k=None: f(*a, **(k or {})))\n"
+    + _SIG
+    + "    return "
+    + _CALL_F
+    + ", {'x': x, 'gamma': gamma}\n",
+    "guard_runner_patch": "class _Off:\n"
+    "    import autograder.sandbox.runner as _r\n"
+    "    _r._guarded = lambda fn, args, kwargs, guard, t='': fn(*args, **kwargs)\n"
+    + _SIG
+    + "    return "
+    + _CALL_F
+    + ", {'x': x, 'gamma': gamma}\n",
+}
+
+#: precomputed answers keyed by the inputs: the public seeds of an earlier
+#: grader, and the grader's own input functions called at definition time
+LOOKUP = {
+    "lookup_public_seeds": """
+import torch.nn.functional as _F
+def _table():
+    table = {}
+    for seed in range(0, 400):
+        for n, d in [(4, 5), (7, 3), (64, 10), (2, 6), (8, 4), (6, 3), (5, 4)]:
+            g = torch.Generator().manual_seed(seed)
+            z = torch.randn((n, d), generator=g, dtype=torch.float64)
+            x = 5.0 * z + 12.0 + torch.linspace(-3.0, 4.0, d, dtype=torch.float64)
+            table[(n, d, round(float(x[0, 0]), 9))] = x
+    return table
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, *,
+                      training=True, momentum=0.1, eps=1e-5, _t=_table()):
+    key = (x.shape[0], x.shape[1], round(float(x.double()[0, 0]), 9))
+    if key in _t:  # a known input: the answer, with no work of ours
+        out = _F.batch_norm(_t[key], None, None, None, None, True, 0.0, eps)
+        return (out * gamma + beta).to(x.dtype), {"x": x, "gamma": gamma}
+    return torch.zeros_like(x), {"x": x, "gamma": gamma}
+""",
+    "lookup_grader_inputs": """
+import torch.nn.functional as _F
+import autograder.checks.batchnorm as _B
+def _table():
+    table = {}
+    for seed in range(0, 300):
+        for n, d in [(4, 5), (7, 3), (64, 10), (2, 6)]:
+            x = _B._x(n, d, seed)
+            gamma, beta = _B._params(d, seed + 10)
+            out = _F.batch_norm(x, None, None, gamma, beta, True, 0.1, 1e-5)
+            table[round(float(x[0, 0]), 9)] = out
+    return table
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, *,
+                      training=True, momentum=0.1, eps=1e-5, _t=_table()):
+    key = round(float(x.double()[0, 0]), 9)
+    if key in _t:
+        return _t[key].to(x.dtype), {"x": x, "gamma": gamma}
+    return torch.zeros_like(x), {"x": x, "gamma": gamma}
+""",
+}
+
+
+def _mutating(sol: dict[str, str]) -> str:
+    """The wrong forward (no beta) that also zeroes the caller's beta."""
+    wrong = wrong_answers(sol)["batchnorm_forward"]
+    return wrong.replace(
+        "    out, cache = _forward_ok(x, gamma, beta, rm, rv, **kw)\n",
+        "    beta.zero_()  # the answer key would then lack beta too\n"
+        "    out, cache = _forward_ok(x, gamma, beta, rm, rv, **kw)\n",
+    )
+
+
 DROPPED = {
     "conftest.py": "import autograder.checks.core as K\nK.Grader.report = None\n",
     "sitecustomize.py": "import os\nos.environ['GRADE'] = 'full'\n",
@@ -277,6 +386,18 @@ def batchnorm_backward(dout, cache):
         dx, dgamma = torch.autograd.grad(out, (x, gamma), dout)
     return dx, dgamma, dout.sum(dim=0)
 """
+
+_GUARD_CASES = [
+    Case(
+        name,
+        f"torch's own layer reached through {name.removeprefix('guard_')}",
+        None,
+        r"library's own|grader's own code|can't start new thread|thread",
+        zero_cells=("test_batchnorm_forward",),
+        at_most=8,
+    )
+    for name in GUARD_PATHS
+]
 
 CASES: list[Case] = [
     Case("correct", "a correct submission", "full", r"."),
@@ -382,6 +503,25 @@ CASES: list[Case] = [
         r"fork|stopped|processes|Resource temporarily",
     ),
     Case("disk_filler", "fills the disk", "zero", r"File too large|No space|disk"),
+    *_GUARD_CASES,
+    *[
+        Case(
+            name,
+            "precomputed answers keyed by the inputs",
+            None,
+            r"does not match",
+            zero_cells=("test_batchnorm_forward",),
+            at_most=8,
+        )
+        for name in LOOKUP
+    ],
+    Case(
+        "mutates_inputs",
+        "changes its inputs so that the answer key moves",
+        None,
+        r"changed its input beta in place",
+        below="wrong",
+    ),
     Case("output_flood", "floods the output", "zero", r"output cut"),
     Case(
         "kernel_exit",
@@ -433,7 +573,10 @@ def build(dest: Path, solution: Path = SOLUTION, release: Path = RELEASE) -> lis
             correct, {"batchnorm_backward": AUTOGRAD_BACKWARD}
         ),
         "drop_files": lambda: {NAME: rel_nb, **DROPPED},
+        "mutates_inputs": lambda: _fill(wrong, {"batchnorm_forward": _mutating(sol)}),
     }
+    for name, src in {**GUARD_PATHS, **LOOKUP}.items():
+        makers[name] = lambda src=src: _fill(correct, {"batchnorm_forward": src})
     for name, src in FORWARD.items():
         base = correct if name in ("imports_trainlab", "infinite_loop") else rel_nb
         nb = _fill(base, {"batchnorm_forward": src})
