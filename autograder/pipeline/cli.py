@@ -25,8 +25,8 @@ Grade the course's nbgrader assignments.
                       a table of points per test cell; exit 1 if points are lost
 
 Student code runs in a sandbox (time, memory, process, file and output limits;
-no network, course files hidden where the OS allows), and every score is
-verified again in a process that never ran student code.
+no network; an allow-list file system), and every score is verified again in a
+process that never ran student code.
 """
 
 GRADE_EPILOG = """\
@@ -53,9 +53,12 @@ A rerun only grades new or changed submissions (and gives the same grades);
 --student NAME regrades one student; --force regrades everyone. A run that is
 interrupted (even killed) keeps what it finished; run it again to finish.
 
-Safety: every notebook runs in a sandbox (the limits above; no network, the
-course's private files hidden and an unprivileged user where the OS allows:
-summary.md says what was in force). The scores come from the tests run again
+Safety: every notebook runs in a sandbox: the limits above, no network, and an
+allow-list file system (only Python, its packages and the course's code,
+read-only, plus a private tmp: not your home, not /tmp, not the work folder),
+as root or as an ordinary user with user namespaces. Where that cannot be had,
+grading refuses to start unless you pass --no-sandbox (the summary then says
+that student code ran with your rights). The scores come from the tests run again
 in a process that never runs student code; where that disagrees with the
 notebook's own run, it counts, and summary.md lists the submission under
 "Needs review", with what the static scan found. Grading runs on the CPU (a
@@ -84,6 +87,13 @@ Example:
 
 def _limits_args(p: argparse.ArgumentParser) -> None:
     d = sandbox.Limits()
+    p.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="grade where the allow-list sandbox cannot be had (no user "
+        "namespaces): student code then runs with your rights and sees your "
+        "files; only the limits apply, and the summary says so",
+    )
     g = p.add_argument_group("limits per submission")
     g.add_argument(
         "--cell-timeout",
@@ -240,10 +250,11 @@ def _grade(args: argparse.Namespace) -> int:
         force=args.force,
         limits=_limits(args),
         progress=not args.no_progress,
+        sandbox=not args.no_sandbox,
     )
     try:
         run = grading.grade_folder(opts)
-    except (intake.IntakeError, ValueError) as exc:
+    except (intake.IntakeError, ValueError, sandbox.SandboxUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -269,12 +280,17 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     try:
         res = grading.check_notebook(
-            args.notebook, assignment_name=args.assignment, limits=_limits(args)
+            args.notebook,
+            assignment_name=args.assignment,
+            limits=_limits(args),
+            use_sandbox=not args.no_sandbox,
         )
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.check_table(res))
+    if res.get("isolation", {}).get("no_sandbox"):
+        print("\nSandbox: " + sandbox.describe(res["isolation"]))
     print()
     print(report.classroom_line(res))
     if args.classroom:

@@ -52,6 +52,8 @@ class Options:
     limits: sandbox.Limits = field(default_factory=sandbox.Limits)
     progress: bool = True
     source_root: Path = asg.SOURCE
+    #: False (--no-sandbox): no namespaces, no allow-list; the summary says so
+    sandbox: bool = True
 
 
 #: the environment variable that holds the course secret (else a file)
@@ -118,9 +120,24 @@ def _policy(opts: Options, extra_hidden: list[Path]) -> dict:
     # one block of uids per grading run, so concurrent runs never share one
     uid = sandbox.BASE_UID + 16 * (os.getpid() % 256) if os.geteuid() == 0 else None
     policy = sandbox.course_policy(str(ROOT), hide=tuple(hide), uid=uid)
+    if not opts.sandbox:
+        policy = sandbox.Policy(uid=uid, namespaces=False)
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in policy.__dict__.items()
     }
+
+
+def _require_sandbox(opts: Options, policy: dict) -> None:
+    """Refuse to grade where the allow-list cannot be had (unless --no-sandbox).
+
+    Raises:
+        sandbox.SandboxUnavailable: with what to do about it.
+    """
+    if opts.sandbox:
+        pol = sandbox.Policy(
+            **{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()}
+        )
+        sandbox.require_isolation(pol, opts.limits)
 
 
 def _write(path: Path, data: str | bytes) -> None:
@@ -170,6 +187,7 @@ def grade_folder(opts: Options) -> dict:
     start = time.monotonic()
     work = opts.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    _require_sandbox(opts, _policy(opts, [opts.submissions.resolve()]))
     # the workers start now: they import torch while the assignments load
     pool = Pool(max(1, opts.jobs), work / "logs")
     if opts.assignment:  # known now: the workers can warm up while we load
@@ -211,6 +229,8 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
     version = code_version() + hashlib.sha256(b"secret:" + secret).hexdigest()
     limits_key = json.dumps(opts.limits.to_dict(), sort_keys=True)
     run = {"graded": 0, "cached": 0, "errors": 0, "jobs": 0, "isolation": {}}
+    if not opts.sandbox:
+        run["isolation"] = {"no_sandbox": True}
     with Book(db_url, cfg.COURSE_ID) as book:
         for name in sorted({s.assignment for s in subs}):
             book.register(*loaded[name])
@@ -327,11 +347,13 @@ def check_notebook(
     assignment_name: str | None = None,
     limits: sandbox.Limits | None = None,
     source_root: Path = asg.SOURCE,
+    use_sandbox: bool = True,
 ) -> dict:
     """Grade one notebook without a gradebook (``python -m autograder check``).
 
     Raises:
         ValueError: the assignment cannot be told from the notebook.
+        sandbox.SandboxUnavailable: no allow-list here and ``use_sandbox``.
     """
     from autograder.pipeline.pool import Pool
 
@@ -375,9 +397,14 @@ def check_notebook(
     work = Path(tempfile.mkdtemp(prefix="autograder-check-"))
     try:
         opts = Options(
-            submissions=path, work=work, source_root=source_root, limits=limits
+            submissions=path,
+            work=work,
+            source_root=source_root,
+            limits=limits,
+            sandbox=use_sandbox,
         )
         policy = _policy(opts, [path.resolve().parent])
+        _require_sandbox(opts, policy)
         job = {
             "student": "student",
             "assignment": assignment_name,
@@ -396,6 +423,8 @@ def check_notebook(
             (res,) = list(pool.run([("0", job)]))
         if res.get("status") == "grader-error":
             raise RuntimeError(f"the grader failed:\n{res.get('error')}")
+        if not use_sandbox:
+            res["isolation"] = {"no_sandbox": True}
         return res
     finally:
         shutil.rmtree(work, ignore_errors=True)

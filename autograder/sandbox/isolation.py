@@ -4,11 +4,13 @@ A sandboxed process is forked from a grading worker that has already imported
 torch (a zygote), so it starts in milliseconds. Two processes are forked:
 
 1. the *keeper* (trusted) enters new namespaces with ``unshare`` where it may:
-   network (no interface but a down loopback: no network at all), mounts (the
-   course's private folders are covered by empty read-only ``tmpfs``, the
-   repository is made read-only, ``/tmp`` becomes a small private ``tmpfs``),
-   PIDs, IPC and UTS; as root it needs nothing else, as another user it tries
-   a user namespace first;
+   network (no interface but a down loopback: no network at all), mounts, PIDs,
+   IPC and UTS; as root it needs nothing else, as another user it enters a
+   user namespace first. In the mount namespace it builds an **allow-list**
+   root (:class:`Policy`): an empty ``tmpfs`` holding only read-only binds of
+   the system libraries, the Python installation and the course's code, a
+   private working folder, a private ``/tmp`` and a few devices; it then
+   ``pivot_root`` into it, so nothing else of the host can be named at all;
 2. the *inner* process (PID 1 of the new PID namespace, so every process it
    starts dies with it) mounts its own ``/proc``, sets resource limits
    (address space, processes, file size, CPU time, open files, no core dumps),
@@ -41,7 +43,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from autograder.sandbox import ipc
 
@@ -99,31 +101,39 @@ class Limits:
 
 @dataclass(frozen=True)
 class Policy:
-    """What the sandboxed code may see.
+    """What the sandboxed code may see: an allow-list.
+
+    The sandbox gets a new, empty root file system holding only: the system's
+    programs and libraries (``/usr`` and its ``/bin``, ``/lib`` links),
+    read-only; the paths in ``allow`` (the Python installation, its packages,
+    the course's code), read-only; a private writable working folder (its
+    ``HOME``, ``TMPDIR`` and current folder) and a small private ``/tmp``;
+    ``/dev/null``, ``/dev/zero``, ``/dev/urandom`` and the like; its own
+    ``/proc``. Nothing else of the host exists there: not ``$HOME``, not other
+    checkouts, not the work folder or the gradebook, not the host's ``/tmp``.
 
     Attributes:
-        hide: paths covered by an empty read-only folder (or ``/dev/null`` for a
-            file) inside the mount namespace.
-        readonly: trees remounted read-only.
+        allow: paths bound read-only at the same place in the new root.
+        hide: paths inside ``allow`` covered by an empty read-only folder (or
+            ``/dev/null`` for a file), e.g. the reference library for the runner.
         uid: the unprivileged uid (and gid) to run as; used only when root.
-        namespaces: try ``unshare`` at all (default True).
-        keep_tmp: paths under ``/tmp`` that must stay visible (the repository or
-            the Python installation may live there); ``/tmp`` is then not covered.
-        expose: paths the unprivileged uid must reach (the course, Python):
-            a parent folder it may not enter (``/root``, a 0700 home) is covered
-            by an empty ``tmpfs`` with only these paths bound back in.
+        namespaces: try ``unshare`` at all (default True); without them there
+            is no allow-list, and the commands refuse to grade unless told
+            ``--no-sandbox``.
     """
 
+    allow: tuple[str, ...] = ()
     hide: tuple[str, ...] = ()
-    readonly: tuple[str, ...] = ()
     uid: int | None = None
     namespaces: bool = True
-    keep_tmp: tuple[str, ...] = field(default_factory=tuple)
-    expose: tuple[str, ...] = field(default_factory=tuple)
 
 
 class SandboxError(RuntimeError):
     """The sandbox could not be started."""
+
+
+class SandboxUnavailable(SandboxError):
+    """This machine cannot give submissions the allow-list sandbox."""
 
 
 def _check(ret: int, what: str) -> None:
@@ -172,78 +182,118 @@ def _enter_namespaces(policy: Policy) -> dict:
     return applied
 
 
-def _under(path: str, roots: tuple[str, ...]) -> bool:
-    path = os.path.realpath(path)
-    return any(
-        path == r or path.startswith(r.rstrip("/") + "/")
-        for r in (os.path.realpath(x) for x in roots)
-    )
+MNT_DETACH = 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+#: the system's programs and libraries, always bound read-only
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf")
+DEVICES = ("null", "zero", "full", "random", "urandom")
+#: mount flags that a bind mount inside a user namespace must keep
+_LOCKED = {1: MS_RDONLY, 2: MS_NOSUID, 4: MS_NODEV, 8: MS_NOEXEC, 1024: 1024}
 
 
-def _blocked_ancestor(path: str) -> str | None:
-    """The highest folder above ``path`` that others may not enter, if any."""
-    parts = os.path.realpath(path).split("/")[1:]
-    for i in range(1, len(parts)):
-        folder = "/" + "/".join(parts[:i])
-        if not os.stat(folder).st_mode & 0o001:
-            return folder
-    return None
+def _bind_readonly(src: str, dest: str) -> None:
+    """Bind ``src`` at ``dest`` (same kind: folder or file), read-only."""
+    if os.path.isdir(src):
+        os.makedirs(dest, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        if not os.path.exists(dest):
+            open(dest, "wb").close()
+    _mount(src, dest, None, MS_BIND | MS_REC)
+    keep = os.statvfs(src).f_flag
+    flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV
+    flags |= sum(v for k, v in _LOCKED.items() if keep & k)
+    _mount(None, dest, None, flags)
 
 
-def _expose(paths: tuple[str, ...], stage: str) -> list[str]:
-    """Cover unenterable parents of ``paths`` and bind the paths back in."""
-    notes = []
-    groups: dict[str, list[str]] = {}
-    for path in dict.fromkeys(os.path.realpath(p) for p in paths):
-        folder = _blocked_ancestor(path)
-        if folder is not None and os.path.exists(path):
-            groups.setdefault(folder, []).append(path)
-    for folder, inside in groups.items():
-        inside = [
-            p for p in inside if not any(_under(p, (q,)) and p != q for q in inside)
-        ]
-        staged = []
-        for i, path in enumerate(inside):
-            spot = os.path.join(stage, f"stage{i}")
-            os.makedirs(spot)
-            _mount(path, spot, None, MS_BIND | MS_REC)
-            staged.append((spot, path))
-        _mount("none", folder, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
-        for spot, path in staged:
-            os.makedirs(path, exist_ok=True)
-            _mount(spot, path, None, MS_MOVE)
-            os.rmdir(spot)
-        notes.append(f"{folder} covered; only {', '.join(inside)} visible in it")
-    return notes
+def _pivot(new_root: str) -> None:
+    """Make ``new_root`` this mount namespace's ``/``; the old root is gone."""
+    import platform
+
+    nr = _SYS_PIVOT_ROOT.get(platform.machine())
+    if nr is None:
+        raise OSError(0, f"no pivot_root for {platform.machine()}")
+    os.chdir(new_root)
+    _check(_libc.syscall(nr, b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "umount the old root")
+    os.chdir("/")
 
 
-def _setup_mounts(
-    policy: Policy, limits: Limits, workdir: str, expose: bool
-) -> list[str]:
-    """In the keeper, inside the new mount namespace; returns notes."""
-    notes = []
+def _setup_mounts(policy: Policy, limits: Limits, workdir: str) -> list[str]:
+    """In the keeper, inside the new mount namespace: build the allow-list root.
+
+    ``workdir`` (an empty folder of the host) becomes the new root; inside it,
+    the same path is the private working folder. The inner process mounts its
+    ``/proc`` there and then pivots into it (:func:`_enter_root`). Returns notes.
+    """
+    notes: list[str] = []
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    keep = (*policy.keep_tmp, sys.prefix, sys.base_prefix, sys.executable)
-    tmp_flags = MS_NOSUID | MS_NODEV
-    for path in ("/tmp", "/var/tmp", "/dev/shm"):
-        if os.path.isdir(path) and not any(_under(k, (path,)) for k in keep):
-            _mount("none", path, "tmpfs", tmp_flags, "size=16m,mode=1777")
+    root = workdir
+    _mount("none", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+    for path in SYSTEM:
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), root + path)
         elif os.path.isdir(path):
-            notes.append(f"{path} left visible (the course or Python lives there)")
-    os.makedirs(workdir, exist_ok=True)
-    _mount("none", workdir, "tmpfs", tmp_flags, f"size={limits.disk_mb}m,mode=0700")
-    if expose:
-        notes += _expose(policy.expose, workdir)
-    for path in policy.readonly:
-        if os.path.isdir(path):
-            _mount(path, path, None, MS_BIND | MS_REC)
-            _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+            _bind_readonly(path, root + path)
+    for path in SYSTEM_FILES:
+        if os.path.isfile(path):
+            _bind_readonly(path, root + path)
+    small = MS_NOSUID | MS_NODEV
+    os.makedirs(root + "/tmp")
+    _mount("none", root + "/tmp", "tmpfs", small, "size=16m,mode=1777")
+    # the allowed trees; a path under /tmp lands on the private /tmp above
+    for path in dict.fromkeys(os.path.realpath(p) for p in policy.allow):
+        if not os.path.exists(path) or any(
+            path == s or path.startswith(s + "/") for s in SYSTEM
+        ):
+            continue
+        _bind_readonly(path, root + path)
     for path in policy.hide:
-        if os.path.isdir(path):
-            _mount("none", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV, "size=4k")
-        elif os.path.exists(path):
-            _mount("/dev/null", path, None, MS_BIND)
+        target = root + os.path.realpath(path)
+        if os.path.isdir(target):
+            _mount("none", target, "tmpfs", MS_RDONLY | small, "size=4k")
+        elif os.path.exists(target):
+            _mount("/dev/null", target, None, MS_BIND)
+    os.makedirs(root + "/dev")
+    _mount("none", root + "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=0755")
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            open(f"{root}/dev/{name}", "wb").close()
+            _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND)
+    os.makedirs(root + "/dev/shm")
+    _mount("none", root + "/dev/shm", "tmpfs", small, "size=16m,mode=1777")
+    for name, target in (
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ):
+        os.symlink(target, f"{root}/dev/{name}")
+    os.makedirs(root + "/proc")
+    os.makedirs(root + workdir, exist_ok=True)
+    _mount(
+        "none", root + workdir, "tmpfs", small, f"size={limits.disk_mb}m,mode=0700"
+    )
+    notes.append("allow-list root: Python, the course code, a private tmp")
     return notes
+
+
+def _enter_root(root: str, applied: dict) -> None:
+    """In the inner process (PID 1 of its namespace): mount its own ``/proc`` in
+    the allow-list root, then make that root ``/``.
+
+    ``/proc`` is mounted before the pivot, while the host's is still visible (a
+    kernel rule for mounting it inside a user namespace). Where the kernel
+    refuses, the sandbox has no ``/proc`` at all: never the host's, whose
+    ``environ`` files would show the grader's own environment.
+    """
+    try:
+        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        applied["proc"] = True
+    except OSError:
+        applied["proc"] = False
+    _pivot(root)
 
 
 def _vm_size() -> int:
@@ -289,20 +339,17 @@ def _processes_of_uid() -> int:
 def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> None:
     """In the inner process: /proc, limits, uid, environment, descriptors."""
     drop = policy.uid is not None and os.geteuid() == 0 and not applied["userns"]
-    own = 0 if drop else _processes_of_uid()
-    if applied["pids"] and applied["mounts"]:
-        try:
-            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-            applied["proc"] = True
-        except OSError:
-            applied["proc"] = False
+    own = 0 if drop else int(applied.get("own_processes", 0))
+    vm_size = _vm_size()  # before /proc may be gone
+    if applied.get("allow_list"):
+        _enter_root(workdir, applied)
     with contextlib.suppress(OSError):
         os.setsid()
     if drop:
         os.chown(workdir, policy.uid, policy.uid)
     mb = 1024 * 1024
     rl = [
-        (resource.RLIMIT_AS, _vm_size() + limits.memory_mb * mb),
+        (resource.RLIMIT_AS, vm_size + limits.memory_mb * mb),
         (resource.RLIMIT_FSIZE, limits.file_mb * mb),
         (resource.RLIMIT_CPU, int(limits.notebook_timeout) + 30),
         (resource.RLIMIT_NOFILE, 256),
@@ -375,15 +422,19 @@ def _keeper(target, chan, info_w: int, policy, limits, workdir) -> None:
     code = 70
     try:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # counted on the host's /proc, before the new root hides it
+        own = _processes_of_uid() if os.geteuid() != 0 or policy.uid is None else 0
         applied = _enter_namespaces(policy)
+        applied["own_processes"] = own
         notes: list[str] = []
         if applied["mounts"]:
             try:
-                drop = policy.uid is not None and not applied["userns"]
-                notes = _setup_mounts(policy, limits, workdir, drop)
+                notes = _setup_mounts(policy, limits, workdir)
+                applied["allow_list"] = True
             except OSError as exc:
                 notes = [f"mount setup failed: {exc}"]
                 applied["mounts"] = False
+                applied["allow_list"] = False
         applied["notes"] = notes
         pid = os.fork()
         if pid == 0:
@@ -520,18 +571,54 @@ def start(
     return box
 
 
+def require_isolation(policy: Policy, limits: Limits) -> dict:
+    """Start one empty sandbox and check that the allow-list was in force.
+
+    Returns:
+        What was applied.
+
+    Raises:
+        SandboxUnavailable: no mount namespace (no user namespaces for this
+            user, or a container that forbids ``unshare``), so submissions
+            would see the host's files with the grader's own rights.
+    """
+    try:
+        with start(lambda sock: None, limits=limits, policy=policy) as box:
+            applied = dict(box.applied)
+    except SandboxError as exc:
+        raise SandboxUnavailable(f"the sandbox did not start: {exc}") from None
+    if not applied.get("allow_list"):
+        why = "; ".join(applied.get("notes", [])) or (
+            "unshare is refused (no user namespaces for this user, or a container "
+            "that forbids them)"
+        )
+        raise SandboxUnavailable(
+            "refusing to run submissions: the sandbox cannot hide this machine's "
+            f"files here ({why}). Run as root, enable unprivileged user "
+            "namespaces (sysctl kernel.unprivileged_userns_clone=1 or "
+            "user.max_user_namespaces), or pass --no-sandbox to grade with the "
+            "limits only, with student code running with your own rights"
+        )
+    return applied
+
+
 def describe(applied: dict) -> str:
     """One line for the report: what isolation was in force."""
     if not applied:
         return "no sandbox information"
+    if applied.get("no_sandbox"):
+        return (
+            "NONE (--no-sandbox): student code ran with the grader's own rights "
+            "and saw its files; only the time, memory and output limits applied"
+        )
     parts = [
         "network: "
         + ("none (network namespace)" if applied.get("network") else "open"),
         "filesystem: "
         + (
-            "course files hidden, repository read-only (mount namespace)"
-            if applied.get("mounts")
-            else "not hidden (no mount namespace)"
+            "allow-list (Python, the course code, a private tmp; nothing else)"
+            if applied.get("allow_list")
+            else "the host's, not isolated (no mount namespace)"
         ),
         "processes: "
         + ("own PID namespace" if applied.get("pids") else "shared PID space"),
@@ -545,18 +632,23 @@ def describe(applied: dict) -> str:
 def course_policy(
     root: str, *, hide: tuple[str, ...] = (), uid: int | None = None
 ) -> Policy:
-    """The policy for grading: the course read-only, ``hide`` covered.
+    """The policy for grading: Python, its packages and the course's code.
 
-    Python's own folders and every ``sys.path`` entry stay reachable by the
-    unprivileged uid (see :attr:`Policy.expose`).
+    Allowed, read-only: the Python installation (``sys.prefix``,
+    ``sys.base_prefix``, the interpreter's folder), the ``sys.path`` folders
+    inside them, and the course's importable code (``<root>/src`` and
+    ``<root>/autograder``); ``hide`` is covered inside those. Nothing else of
+    the repository (solutions, the work folder, ``.git``, tests) is there.
     """
     exe_dir = os.path.dirname(os.path.realpath(sys.executable))
-    base = [root, sys.prefix, sys.base_prefix, exe_dir]
-    paths = base + [p for p in sys.path if p and os.path.isdir(p)]
-    return Policy(
-        hide=tuple(hide),
-        readonly=(root,),
-        uid=uid,
-        keep_tmp=tuple(base),
-        expose=tuple(dict.fromkeys(os.path.realpath(p) for p in paths)),
-    )
+    prefixes = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, exe_dir)]
+    inside = [
+        os.path.realpath(p)
+        for p in sys.path
+        if p
+        and os.path.isdir(p)
+        and any(os.path.realpath(p).startswith(q + "/") for q in prefixes)
+    ]
+    course = [os.path.join(root, "src"), os.path.join(root, "autograder")]
+    allow = tuple(dict.fromkeys([*prefixes, *inside, *course]))
+    return Policy(allow=allow, hide=tuple(hide), uid=uid)

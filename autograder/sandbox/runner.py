@@ -42,7 +42,7 @@ from typing import Any
 import torch
 
 from autograder.authoring.answers import answer_statements
-from autograder.sandbox import ipc, nothreads, wire
+from autograder.sandbox import ipc, seccomp, wire
 from autograder.sandbox import isolation as sandbox
 
 _MAGIC = re.compile(r"^\s*[%!]")
@@ -499,7 +499,7 @@ def _runner_main(sock) -> None:
     """Inside the sandbox: build the namespace, then serve requests.
 
     Before the answers are loaded, the process loses the right to start
-    threads or processes (:mod:`autograder.sandbox.nothreads`), and the
+    threads or processes (:mod:`autograder.sandbox.seccomp`), and the
     originals of the grader's own functions are taken; before each request
     they are checked and put back, so no answer cell can switch the guard off.
     """
@@ -515,12 +515,15 @@ def _runner_main(sock) -> None:
         except BaseException as exc:  # noqa: BLE001
             errors.append({"cell": f"setup {i}", **_exc_info(exc)})
     withdraw_reference(job.get("graded", []), keep=ns)
+    from autograder.checks import own_code
+
+    own_code.warm_up()  # the dispatch guard's first use, before any time limit
     check = _integrity()
     server = _Server(sock, ns)
     threads = "forbidden"
     try:
         torch.set_num_threads(1)
-        nothreads.forbid_threads()
+        seccomp.forbid_threads()
     except (OSError, RuntimeError) as exc:
         threads = f"not forbidden ({exc})"
     before = {k: id(v) for k, v in ns.items()}

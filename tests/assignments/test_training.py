@@ -148,7 +148,7 @@ def _no_retraining(best_hparams):
     from autograder.checks.core import Grader
 
     g = Grader("final model")
-    g.check("not retrained in this test", 5, lambda: None)
+    g.check("not retrained in this test", 5, lambda: None, key=True)
     return g.report()
 
 
@@ -203,7 +203,7 @@ def test_weak_hyperparameters_end_to_end_lose_only_the_final_cell():
     scores, _ = run_submission(NAME, {"best_hparams": f"best_hparams = {weak}\n"})
     lost = {g for g, (p, m) in scores.items() if p < m}
     assert lost == {"test_final_model"}, scores
-    assert 0 < scores["test_final_model"][0] < 5
+    assert scores["test_final_model"][0] == 0  # below 0.90: nothing counts
 
 
 @pytest.mark.slow

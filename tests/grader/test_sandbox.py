@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -67,7 +68,8 @@ def test_isolation_when_root(policy):
             found["loopback"] = "connected"
         except OSError as exc:
             found["loopback"] = str(exc)
-        found["solutions"] = os.listdir(ROOT / "solutions")
+        found["solutions"] = os.path.exists(ROOT / "solutions")
+        found["root"] = sorted(os.listdir("/"))
         try:
             (ROOT / "sandbox-was-here").write_text("x")
             found["write"] = "written"
@@ -83,7 +85,9 @@ def test_isolation_when_root(policy):
     assert applied["network"] and applied["mounts"] and applied["pids"]
     assert out["uid"] == policy.uid != 0
     assert out["loopback"] != "connected"
-    assert out["solutions"] == []
+    assert out["solutions"] is False  # the allow-list: not there at all
+    tops = {Path(p).parts[1] for p in (*policy.allow, *sandbox.SYSTEM)}
+    assert set(out["root"]) <= tops | {"dev", "etc", "proc", "tmp"}
     assert out["write"] != "written" and not (ROOT / "sandbox-was-here").exists()
     assert out["pid"] == 1 and len(out["procs"]) <= 2
 
@@ -160,13 +164,15 @@ def _processes_of(uid: int) -> list[str]:
 
 
 def test_describe_names_what_was_applied():
-    text = sandbox.describe(
-        {
-            "network": True,
-            "mounts": False,
-            "pids": True,
-            "uid": 61000,
-            "rlimits": ["AS"],
-        }
-    )
-    assert "network namespace" in text and "not hidden" in text and "uid 61000" in text
+    applied = {
+        "network": True,
+        "mounts": False,
+        "pids": True,
+        "uid": 61000,
+        "rlimits": ["AS"],
+    }
+    text = sandbox.describe(applied)
+    assert "network namespace" in text and "not isolated" in text
+    assert "uid 61000" in text
+    text = sandbox.describe({**applied, "mounts": True, "allow_list": True})
+    assert "allow-list" in text

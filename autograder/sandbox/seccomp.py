@@ -1,4 +1,4 @@
-"""No new threads or processes: a seccomp filter for the process that runs answers.
+"""Seccomp filters: no new threads or processes for the process that runs answers.
 
 The write-it-yourself guard (:mod:`autograder.checks.own_code`) watches the
 thread that makes a graded call: its profiler and its torch dispatch mode are
@@ -72,6 +72,10 @@ def _program(arch: int, blocked: dict[int, int]) -> list[tuple[int, int, int, in
     return prog
 
 
+#: machine -> syscall number of ``unshare``
+_UNSHARE = {"x86_64": 272, "aarch64": 97}
+
+
 def supported() -> bool:
     """Whether this machine's architecture has a filter here."""
     return platform.machine() in _ARCH
@@ -87,7 +91,22 @@ def forbid_threads() -> None:
     machine = platform.machine()
     if machine not in _ARCH:
         raise RuntimeError(f"no thread filter for the {machine} architecture")
-    arch, blocked = _ARCH[machine]
+    _install(*_ARCH[machine])
+
+
+def forbid_namespaces() -> None:
+    """From now on this process (and what it runs) cannot ``unshare``.
+
+    What a container without user namespaces looks like to the grader; the
+    tests use it to check that grading then refuses to run submissions.
+    """
+    machine = platform.machine()
+    if machine not in _ARCH:
+        raise RuntimeError(f"no filter for the {machine} architecture")
+    _install(_ARCH[machine][0], {_UNSHARE[machine]: errno.EPERM})
+
+
+def _install(arch: int, blocked: dict[int, int]) -> None:
     prog = _program(arch, blocked)
     filters = (_Filter * len(prog))(*[_Filter(*ins) for ins in prog])
     fprog = _Program(len(prog), filters)
