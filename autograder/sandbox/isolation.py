@@ -272,9 +272,7 @@ def _setup_mounts(policy: Policy, limits: Limits, workdir: str) -> list[str]:
         os.symlink(target, f"{root}/dev/{name}")
     os.makedirs(root + "/proc")
     os.makedirs(root + workdir, exist_ok=True)
-    _mount(
-        "none", root + workdir, "tmpfs", small, f"size={limits.disk_mb}m,mode=0700"
-    )
+    _mount("none", root + workdir, "tmpfs", small, f"size={limits.disk_mb}m,mode=0700")
     notes.append("allow-list root: Python, the course code, a private tmp")
     return notes
 
