@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
@@ -138,8 +139,67 @@ TORCH_INIT = ((os.path.join("torch", "nn", "init.py"), "torch.nn.init"),)
 SKLEARN = ((os.sep + "sklearn" + os.sep, "scikit-learn"),)
 
 
+#: (rules, code object) -> what calling it means; filled as calls are seen
+_VERDICTS: dict[tuple[Rules, types.CodeType], str | None] = {}
+
+
+@functools.lru_cache(maxsize=4096)
+def _abspath(filename: str) -> str:
+    return os.path.abspath(filename)
+
+
 def _in_trainlab(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_TRAINLAB_DIR)
+    return _abspath(filename).startswith(_TRAINLAB_DIR)
+
+
+#: the code objects of the reference library, taken at trusted moments (this
+#: module's import, :func:`warm_up`): a function compiled by student code under
+#: a file name of trainlab's is not among them
+_REFERENCE: set[types.CodeType] = set()
+
+
+def _codes(code: types.CodeType):
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _codes(const)
+
+
+_SCANNED: set[str] = set()
+
+
+def refresh_reference() -> None:
+    """Record the code of every ``trainlab`` module loaded since the last time.
+
+    Called where no student code has run in this process yet (the runner's
+    start) or where none ever runs (the verifier's :meth:`Guard.call`).
+    """
+    for name, module in list(sys.modules.items()):
+        if name.split(".")[0] != "trainlab" or module is None or name in _SCANNED:
+            continue
+        _SCANNED.add(name)
+        if not _in_trainlab(getattr(module, "__file__", None) or "?"):
+            continue
+        for value in list(vars(module).values()):
+            items = [value]
+            if isinstance(value, type) and value.__module__ == name:
+                items = list(vars(value).values())
+            for item in items:
+                item = getattr(item, "__func__", item)
+                fns = [item, getattr(item, "fget", None)]
+                while hasattr(fns[-1], "__wrapped__") and len(fns) < 10:
+                    fns.append(fns[-1].__wrapped__)  # under a decorator
+                for fn in fns:
+                    code = getattr(fn, "__code__", None)
+                    if isinstance(code, types.CodeType) and _in_trainlab(
+                        code.co_filename
+                    ):
+                        _REFERENCE.update(_codes(code))
+
+
+def _is_reference(code: types.CodeType) -> bool:
+    """Code of the real reference library (not merely under its file name)."""
+    return code in _REFERENCE
 
 
 def _label_c(fn: Any) -> str:
@@ -157,7 +217,7 @@ def _from_reference() -> bool:
     """Whether a reference function (an allowed ``trainlab`` helper) is running."""
     frame: types.FrameType | None = sys._getframe(2)
     while frame is not None:
-        if _in_trainlab(frame.f_code.co_filename):
+        if _is_reference(frame.f_code):
             return True
         frame = frame.f_back
     return False
@@ -227,6 +287,11 @@ def warm_up() -> None:
     Outside the profiler, which would otherwise classify every function of
     those imports; a grading worker calls it before it forks.
     """
+    refresh_reference()
+    _warm_dispatch()
+
+
+def _warm_dispatch() -> None:
     if not _warm:
         with torch.no_grad(), _OpGuard(Rules(), []):
             torch.zeros(2, dtype=torch.float64).add(1).sum()
@@ -384,7 +449,7 @@ class Guard:
         # what the reference does inside a function the student may call (the
         # model's loss, the training loop) is not the student's doing
         caller = frame if event == "c_call" else frame.f_back
-        if caller is not None and _in_trainlab(caller.f_code.co_filename):
+        if caller is not None and _is_reference(caller.f_code):
             return None
         if event == "c_call":
             name = getattr(arg, "__name__", "")
@@ -399,8 +464,16 @@ class Guard:
             return None
         if event != "call":
             return None
-        code = frame.f_code
-        path = os.path.abspath(code.co_filename)
+        key = (self.rules, frame.f_code)
+        if key not in _VERDICTS:  # a code object's verdict never changes
+            _VERDICTS[key] = self._classify_code(frame.f_code)
+        return _VERDICTS[key]
+
+    def _classify_code(self, code: types.CodeType) -> str | None:
+        """What calling ``code`` means under the rules (None: allowed)."""
+        path = _abspath(code.co_filename)
+        if path.startswith(_TRAINLAB_DIR) and not _is_reference(code):
+            return "code compiled under the reference library's file name"
         if path.startswith(_TRAINLAB_DIR):
             base = os.path.relpath(path, _TRAINLAB_DIR)
             allowed = self.rules.allow_reference
@@ -437,6 +510,7 @@ class Guard:
         if tampered:
             self.violations.append(tampered)
             raise Mistake(self._message())
+        refresh_reference()
         remote = getattr(type(fn), "__guarded_call__", None)
         given = Protected(args, kwargs, self.inplace)
         try:
@@ -458,7 +532,7 @@ class Guard:
             raise Mistake(self._message())
         seen: list[str] = []
 
-        warm_up()
+        _warm_dispatch()
         ops = _OpGuard(self.rules, seen)
 
         def profile(frame: types.FrameType, event: str, arg: Any) -> None:
@@ -548,3 +622,4 @@ def devices() -> list[torch.device]:
 
 #: taken at import, before any student code runs
 check_integrity = integrity_check()
+refresh_reference()

@@ -58,12 +58,12 @@ allow-list file system (only Python, its packages and the course's code,
 read-only, plus a private tmp: not your home, not /tmp, not the work folder),
 as root or as an ordinary user with user namespaces. Where that cannot be had,
 grading refuses to start unless you pass --no-sandbox (the summary then says
-that student code ran with your rights). The scores come from the tests run again
-in a process that never runs student code; where that disagrees with the
-notebook's own run, it counts, and summary.md lists the submission under
-"Needs review", with what the static scan found. Grading runs on the CPU (a
-CUDA context does not survive the forks that make it fast); students' own runs
-and the course's tests exercise the GPU.
+that student code ran with your rights). The scores come from the tests run in
+a process that never runs student code, calling the student's functions in the
+sandbox; the notebook's own run never receives the hidden tests. summary.md
+lists under "Needs review" what the static scans found. Grading runs on the
+CPU (a CUDA context does not survive the forks that make it fast); students'
+own runs and the course's tests exercise the GPU.
 
 Examples:
   python -m autograder grade submissions/ --assignment batchnorm

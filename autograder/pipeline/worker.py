@@ -11,8 +11,8 @@ One submission (:func:`grade`):
 
 1. read the file (size-capped) as a notebook; scan it (:mod:`autograder.outputs.scan`);
 2. nbgrader's sanitize step (:func:`autograder.authoring.assignment.sanitize`);
-3. execute it in the sandbox; nbgrader's ``LimitOutput``; in-kernel scores with
-   nbgrader's ``determine_grade``;
+3. execute it in the sandbox, its grade cells without their hidden tests (the
+   kernel never sees them); nbgrader's ``LimitOutput``;
 4. verification (:mod:`autograder.pipeline.verify`): the scores that count;
 5. comments (nbgrader's "No response." for untouched answers) and feedback.
 """
@@ -123,20 +123,31 @@ def _limit_output(nb) -> None:
     LimitOutput().preprocess(nb, {})
 
 
-def _in_kernel_scores(nb, spec: Assignment) -> dict[str, float]:
-    from nbgrader.utils import determine_grade
+def _without_hidden_tests(nb, spec: Assignment):
+    """A copy of ``nb`` for the kernel: the grade cells keep only their visible part.
 
-    scores = {}
-    for cell in nb.cells:
+    The hidden tests (and whatever would derive the check inputs) never enter
+    the process that runs student code: the scores come from the verifier.
+    """
+    from autograder.outputs.feedback import _clear_hidden
+
+    copy_ = copy.deepcopy(nb)
+    for cell in copy_.cells:
         meta = _meta(cell)
-        gid = meta.get("grade_id")
-        if meta.get("grade") and gid in spec.points and gid not in scores:
-            try:
-                score, _ = determine_grade(cell)
-            except ValueError:  # partial credit above the maximum
-                score = 0.0
-            scores[gid] = float(score or 0.0)
-    return scores
+        if meta.get("grade") and meta.get("grade_id") in spec.points:
+            if meta.get("solution"):  # a written answer: the student's own text
+                continue
+            _clear_hidden(cell)
+    return copy_
+
+
+def _take_outputs(dest, ran) -> None:
+    """The kernel's outputs of ``ran`` (same cells, hidden tests cleared) into
+    ``dest``, the notebook with its hidden tests, for the autograded copy."""
+    for mine, theirs in zip(dest.cells, ran.cells, strict=True):
+        if mine.get("cell_type") == "code":
+            mine["outputs"] = theirs.get("outputs", [])
+            mine["execution_count"] = theirs.get("execution_count")
 
 
 def _manual_score(nb, gid: str) -> float | None:
@@ -244,11 +255,11 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
                 f"({type(exc).__name__}: {str(exc)[:200]}); nbgrader would not "
                 "grade it. The verification below graded the functions anyway."
             )
-    in_kernel: dict[str, float] = {}
     if sanitized is not None:
-        info = kernel.execute(sanitized, limits=limits, policy=policy)
+        ran = _without_hidden_tests(sanitized, spec)
+        info = kernel.execute(ran, limits=limits, policy=policy)
+        _take_outputs(sanitized, ran)
         _limit_output(sanitized)
-        in_kernel = _in_kernel_scores(sanitized, spec)
         result["messages"] += _limit_errors(sanitized)
         result["isolation"] = info["applied"]
         result["timing"]["execute"] = round(info["seconds"], 3)
@@ -281,7 +292,6 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
             result["cells"][gid] = {
                 "score": score,
                 "max_score": points,
-                "in_kernel": score,
                 "manual": True,
                 "problems": "no answer" if score == 0 else "graded by hand",
             }
@@ -290,11 +300,9 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         cell = v.cells.get(gid)
         score = cell.score if cell else 0.0
         scores[gid] = score
-        kscore = in_kernel.get(gid)
         entry = {
             "score": score,
             "max_score": points,
-            "in_kernel": kscore,
             "report": "".join(
                 o.get("text", "")
                 for o in (cell.outputs if cell else [])
@@ -302,15 +310,6 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
             )[:4000],
             "problems": _failed_lines(cell.outputs) if cell else "not verified",
         }
-        if kscore is not None and abs(kscore - score) > 1e-9:
-            entry["disagree"] = True
-            line = (
-                f"{gid}: the notebook's own run scored {kscore:g}/{points:g}, the "
-                f"independent verification {score:g}/{points:g}; the verification "
-                "counts"
-            )
-            result["messages"].append(line)
-            notes[gid] = f"[grader] {line}\n"
         result["cells"][gid] = entry
     result["score"] = float(sum(scores.values()))
     result["max_score"] = spec.max_score

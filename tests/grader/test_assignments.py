@@ -1,8 +1,9 @@
-"""Every assignment: the solution gets full marks from the verification, exactly
-as in the notebook's own run, and the untouched release notebook gets none."""
+"""Every assignment: the solution gets full marks from the verification, and the
+untouched release notebook gets none; the kernel never sees a hidden test."""
 
 from __future__ import annotations
 
+import nbformat
 import pytest
 
 from autograder.authoring import assignment
@@ -32,7 +33,7 @@ def test_solution_full_release_zero(name, policy):
         res = worker.grade(job, spec, LIMITS, policy)
         assert res["status"] == "graded", res["messages"]
         for gid, cell in res["cells"].items():
-            assert cell["in_kernel"] == cell["score"], (kind, gid, cell)
+            assert "in_kernel" not in cell  # the kernel runs no hidden test
             if kind == "solution" and not cell.get("manual"):
                 assert cell["score"] == cell["max_score"], (gid, cell["report"])
         if kind == "solution":
@@ -40,3 +41,33 @@ def test_solution_full_release_zero(name, policy):
         else:
             assert res["score"] == 0.0
         assert res["max_score"] == spec.max_score
+
+
+def test_hidden_tests_never_enter_the_kernel(tmp_path, policy, bn_spec):
+    """A cell that prints the kernel's input history and globals, after every
+    test cell, finds no line of hidden-test source: the kernel never got it."""
+    source = assignment.source_path("batchnorm")
+    nb = nbformat.read(str(source), 4)
+    spy = nbformat.v4.new_code_cell(
+        "print(repr(In))\nprint(sorted(globals()))\n"
+        "import sys\nprint(sorted(sys.modules))\n"
+    )
+    spy.id = "spy"
+    nb.cells.append(spy)
+    path = tmp_path / "batchnorm.ipynb"
+    nbformat.write(nb, str(path))
+    worker._preload({"batchnorm": bn_spec}, LIMITS, policy, {})
+    job = {
+        "student": "s",
+        "assignment": "batchnorm",
+        "path": str(path),
+        "source": str(source),
+    }
+    res = worker.grade(job, bn_spec, LIMITS, policy)
+    ran = nbformat.reads(res["autograded"], 4)
+    printed = "".join(o.get("text", "") for o in ran.cells[-1].get("outputs", []))
+    assert "print(repr(In))" in printed  # the spy ran
+    assert "grade_batchnorm" not in printed
+    for line in bn_spec.hidden_lines:
+        assert line not in printed, line
+    assert res["score"] == bn_spec.auto_max_score
