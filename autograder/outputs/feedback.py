@@ -12,7 +12,10 @@ Every output of every cell is then scrubbed of any line of hidden-test source
 (a student could print ``In`` or read frames to copy them into an output).
 The HTML is rendered by nbconvert's ``HTMLExporter`` with nbgrader's
 ``feedback`` template and ``CSSHTMLHeaderPreprocessor``, as
-``nbgrader generate_feedback`` does.
+``nbgrader generate_feedback`` does, then made safe to open
+(:mod:`autograder.outputs.page`: student HTML sanitized, a Content-Security-
+Policy, MathJax from a local copy). :mod:`autograder.outputs.bounded` renders
+it within a size cap and a time limit.
 """
 
 from __future__ import annotations
@@ -51,6 +54,21 @@ def scrub(text: str, hidden: list[str]) -> str:
         if len(line) >= 4 and line in text:
             text = text.replace(line, HIDDEN_MARK)
     return text
+
+
+def _embed_svg(out: NotebookNode) -> None:
+    """An SVG output shown as an ``<img>`` (inert) rather than inline markup."""
+    import base64
+
+    data = out.get("data", {})
+    svg = data.get("image/svg+xml")
+    if svg is None:
+        return
+    text = "".join(svg) if isinstance(svg, list) else str(svg)
+    uri = "data:image/svg+xml;base64," + base64.b64encode(text.encode()).decode()
+    del data["image/svg+xml"]
+    if "image/png" not in data and "text/html" not in data:
+        data["text/html"] = f'<img src="{uri}">'
 
 
 def _scrub_output(out: NotebookNode, hidden: list[str]) -> None:
@@ -112,6 +130,7 @@ def feedback_notebook(
         if cell.cell_type == "code":
             for out in cell.get("outputs", []):
                 _scrub_output(out, spec.hidden_lines)
+                _embed_svg(out)
     return fb
 
 
@@ -208,7 +227,15 @@ def render_html(
     score: float,
     max_score: float,
 ) -> str:
-    """HTML of the feedback notebook with nbgrader's feedback template."""
+    """HTML of the feedback notebook with nbgrader's feedback template, made safe.
+
+    The page loads MathJax from ``../../_static/mathjax`` (the layout
+    ``feedback/<student>/<assignment>/<assignment>.html``; see
+    :func:`autograder.outputs.page.install_static`). No time or size limit:
+    :func:`autograder.outputs.bounded.render` adds them.
+    """
+    from autograder.outputs import page
+
     resources = {
         "nbgrader": {
             "notebook": notebook,
@@ -220,7 +247,7 @@ def render_html(
         }
     }
     html, _ = _exporter().from_notebook_node(fb, resources=resources)
-    return html
+    return page.assemble(html)
 
 
 def visible_text(html: str) -> str:

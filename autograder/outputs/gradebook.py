@@ -223,11 +223,18 @@ class Book:
     # -- export
 
     def export_csv(self, path: Path) -> None:
-        """nbgrader's CSV export (``nbgrader export``) of every grade."""
+        """nbgrader's CSV export (``nbgrader export``) of every grade.
+
+        Every text cell then goes through
+        :func:`autograder.outputs.sanitize.csv_cell` (a student id such as
+        ``=HYPERLINK(...)`` or ``-1`` shows as text in a spreadsheet); the
+        score columns are left as numbers.
+        """
         from nbgrader.plugins import CsvExportPlugin
 
         self.gb.db.expire_all()
         CsvExportPlugin(to=str(path)).export(self.gb)
+        neutralize_csv(path, numeric=NUMERIC_COLUMNS)
 
     def scores(self) -> dict[tuple[str, str], float]:
         """``(assignment, student) -> score`` as nbgrader computes it."""
@@ -237,3 +244,40 @@ class Book:
             for sub in assignment.submissions:
                 found[(assignment.name, sub.student.id)] = float(sub.score)
         return found
+
+
+#: the columns of nbgrader's CSV export that hold numbers the grader wrote
+NUMERIC_COLUMNS = frozenset(
+    {"raw_score", "late_submission_penalty", "score", "max_score"}
+)
+
+
+def neutralize_csv(path: Path, numeric: frozenset[str] = frozenset()) -> None:
+    """Rewrite the CSV at ``path`` with every cell made safe for a spreadsheet.
+
+    A cell of a ``numeric`` column that is a plain number (``-1.5``) stays as
+    it is; every other cell goes through
+    :func:`autograder.outputs.sanitize.csv_cell`.
+    """
+    import csv
+
+    from autograder.outputs.sanitize import csv_cell, is_number
+
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    header = rows[0]
+    keep = {i for i, name in enumerate(header) if name in numeric}
+    out = [[str(csv_cell(c)) for c in header]]
+    for row in rows[1:]:
+        out.append(
+            [
+                c if i in keep and is_number(c) else str(csv_cell(c))
+                for i, c in enumerate(row)
+            ]
+        )
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows(out)
+    os.replace(tmp, path)

@@ -6,6 +6,11 @@ summary). It lists every submission with its score and a "needs review"
 section: submissions that could not be read, notebooks stopped by a limit,
 cells where the notebook's own run and the independent verification disagree,
 and the static scan's findings.
+
+Student text (ids, messages, findings that quote code) is shown through
+:func:`autograder.outputs.sanitize.markdown` in the summary and
+:func:`autograder.outputs.sanitize.terminal` in the check table and the
+Classroom payload.
 """
 
 from __future__ import annotations
@@ -14,7 +19,12 @@ import json
 import os
 from pathlib import Path
 
+from autograder.outputs.sanitize import markdown as md
+from autograder.outputs.sanitize import one_line, terminal
 from autograder.sandbox import isolation as sandbox
+
+#: the longest reason quoted in the summary (the rest is in grades.json)
+REASON_CHARS = 400
 
 
 def _fmt(x: float | None) -> str:
@@ -44,11 +54,14 @@ def needs_review(r: dict) -> list[str]:
                 f"{_fmt(c['score'])} (verified counts)"
             )
     for m in r.get("messages", []):
-        if m.startswith(("notebook run stopped", "the file", "nbgrader could not")):
+        if m.startswith(
+            ("notebook run stopped", "the file", "nbgrader could not", "feedback page")
+        ):
             reasons.append(m)
     reasons += [f"scan: {f}" for f in r.get("scan", [])]
     if r.get("error"):
-        reasons.append("grader error: " + r["error"].strip().splitlines()[-1])
+        last = r["error"].strip().splitlines()[-1:] or [""]
+        reasons.append("grader error: " + one_line(last[0]))
     return reasons
 
 
@@ -78,7 +91,7 @@ def summary_markdown(
     ):
         flag = "yes" if needs_review(r) else ""
         lines.append(
-            f"| {r.get('student')} | {r.get('assignment')} | "
+            f"| {md(r.get('student'))} | {md(r.get('assignment'))} | "
             f"{_fmt(r.get('score'))} | {_fmt(r.get('max_score'))} | {flag} |"
         )
     review = [(r, needs_review(r)) for r in results]
@@ -86,10 +99,10 @@ def summary_markdown(
     if review or problems:
         lines += ["", "### Needs review", ""]
         for r, why in review:
-            lines.append(f"- **{r.get('student')} / {r.get('assignment')}**")
-            lines += [f"  - {w}" for w in why[:12]]
+            lines.append(f"- **{md(r.get('student'))} / {md(r.get('assignment'))}**")
+            lines += [f"  - {md(w, limit=REASON_CHARS)}" for w in why[:12]]
         for p in problems:
-            lines.append(f"- intake: {p}")
+            lines.append(f"- intake: {md(p)}")
     return "\n".join(lines) + "\n"
 
 
@@ -134,7 +147,8 @@ def check_table(result: dict) -> str:
             f"note: {', '.join(manual)} will be graded by hand; the points below "
             "count only what the autograder grades"
         )
-    return "\n".join(out + details + ([""] + notes if notes else []))
+    text = "\n".join(out + details + ([""] + notes if notes else []))
+    return terminal(text)
 
 
 def classroom_line(result: dict) -> str:
@@ -162,7 +176,7 @@ def classroom_payload(result: dict) -> dict:
                 "status": "pass" if c["score"] >= c["max_score"] else "fail",
                 "score": c["score"],
                 "max_score": c["max_score"],
-                "message": c.get("problems", "") or "",
+                "message": terminal(c.get("problems", "") or ""),
                 "line_no": 0,
                 "execution_time": "",
             }

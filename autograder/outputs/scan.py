@@ -46,6 +46,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from autograder.outputs.sanitize import one_line
+
 #: trainlab modules a notebook may import anything from
 ALLOWED_REFERENCE = frozenset({"trainlab._validate", "trainlab.data"})
 #: modules whose attributes a notebook must not reassign
@@ -310,25 +312,33 @@ def _unchanged_instructor_cell(
     return gid in source_cells and source_cells[gid] == cell.source
 
 
+def _as_v4(nb: NotebookNode | dict | str | Path) -> NotebookNode:
+    """A notebook (or the one at a path) as nbformat 4 ``NotebookNode`` objects."""
+    if isinstance(nb, str | Path):
+        return nbformat.read(str(nb), as_version=4)
+    if nb.get("nbformat", 4) != 4:
+        nb = nbformat.convert(nbformat.from_dict(nb), 4)
+    return nbformat.from_dict(nb)
+
+
 def scan_notebook(
     nb: NotebookNode | str | Path, source: NotebookNode | str | Path | None = None
 ) -> list[Finding]:
     """Findings for a notebook, in cell order.
 
     Args:
-        nb: the submission (a notebook or its path).
+        nb: the submission (a notebook of any version nbformat reads, or its
+            path).
         source: the instructor's source notebook; its locked cells are skipped
             when the submission kept them unchanged.
 
     Returns:
         A list of :class:`Finding` (empty when nothing looks wrong).
     """
-    if not isinstance(nb, NotebookNode):
-        nb = nbformat.read(str(nb), as_version=4)
+    nb = _as_v4(nb)
     source_cells: dict[str, str] = {}
     if source is not None:
-        if not isinstance(source, NotebookNode):
-            source = nbformat.read(str(source), as_version=4)
+        source = _as_v4(source)
         for c in source.cells:
             gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
             if gid:
@@ -379,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             found = scan_notebook(path, args.source)
         except Exception as exc:  # not a notebook: say so and go on
-            print(f"{path}: cannot scan ({type(exc).__name__}: {exc})")
+            print(f"{path}: cannot scan ({type(exc).__name__}: {one_line(exc)})")
             any_found = True
             continue
         for f in found:

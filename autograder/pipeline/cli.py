@@ -13,6 +13,7 @@ from pathlib import Path
 
 import autograder.pipeline._fastimport  # noqa: F401 - first, before nbformat
 from autograder.authoring import nbgrader_config as cfg
+from autograder.outputs.sanitize import terminal
 from autograder.sandbox import isolation as sandbox
 
 DESCRIPTION = """\
@@ -38,6 +39,7 @@ SUBMISSIONS layouts:
 Outputs (in the work folder, default grading/ in the repository, git-ignored):
   gradebook.db                                   nbgrader gradebook (unless --db)
   feedback/<student>/<assignment>/<assignment>.html  what each student receives
+  feedback/_static/                              the local MathJax the pages load
   autograded/<student>/<assignment>/...          executed notebooks, for review
   grades.csv                                     nbgrader's CSV export
   grades.json                                    per cell, with messages
@@ -255,7 +257,7 @@ def _grade(args: argparse.Namespace) -> int:
     try:
         run = grading.grade_folder(opts)
     except (intake.IntakeError, ValueError, sandbox.SandboxUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal(exc)}", file=sys.stderr)
         return 2
     if args.json:
         keep = ("graded", "cached", "errors", "jobs", "seconds", "problems", "work")
@@ -266,7 +268,7 @@ def _grade(args: argparse.Namespace) -> int:
         ]
         print(json.dumps(out, indent=1))
     else:
-        print(run["summary"])
+        print(terminal(run["summary"]))
         print(f"feedback, grades.csv, grades.json, summary.md: {run['work']}")
     return 1 if run["errors"] else 0
 
@@ -286,7 +288,7 @@ def _check(args: argparse.Namespace) -> int:
             use_sandbox=not args.no_sandbox,
         )
     except (ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal(exc)}", file=sys.stderr)
         return 2
     print(report.check_table(res))
     if res.get("isolation", {}).get("no_sandbox"):

@@ -10,6 +10,7 @@ Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
     submitted/<student>/<assignment>/<assignment>.ipynb
     autograded/<student>/<assignment>/<assignment>.ipynb
     feedback/<student>/<assignment>/<assignment>.html
+    feedback/_static/mathjax/           (what the feedback pages load)
     grades.csv  grades.json  summary.md  logs/
 
 A rerun skips a submission whose content hash (the notebook, the assignment
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from autograder.authoring import assignment as asg
 from autograder.authoring import nbgrader_config as cfg
-from autograder.outputs import report
+from autograder.outputs import page, report
 from autograder.pipeline import intake
 from autograder.sandbox import isolation as sandbox
 
@@ -267,6 +268,7 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
                 _finish(book, res, sub, digest, paths, run)
                 bar.update(1)
             bar.close()
+        page.install_static(work / "feedback")  # the MathJax the pages load
         book.export_csv(work / "grades.csv")
         results = book.results()
         scores = book.scores()

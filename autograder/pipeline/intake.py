@@ -283,7 +283,12 @@ def collect(
 
 
 def read_notebook(path, max_mb: float) -> tuple[object | None, str]:
-    """The notebook at ``path`` (nbformat 4, validated), or None and why not."""
+    """The notebook at ``path`` (nbformat 4, validated), or None and why not.
+
+    Any format nbformat reads (an nbformat 3 notebook, say) is upgraded to
+    version 4, as plain :class:`nbformat.NotebookNode` objects, so that every
+    later step (the static scans first) sees the same structure.
+    """
     import nbformat
 
     size = os.path.getsize(path)
@@ -295,7 +300,7 @@ def read_notebook(path, max_mb: float) -> tuple[object | None, str]:
     try:
         with open(path, "rb") as f:
             text = f.read().decode("utf-8")
-        nb = nbformat.reads(text, as_version=4)
+        nb = nbformat.from_dict(nbformat.reads(text, as_version=4))
         nbformat.validate(nb)
         if not isinstance(nb.get("cells"), list):
             raise ValueError("no cells")

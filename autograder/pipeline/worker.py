@@ -34,7 +34,9 @@ import nbformat
 
 from autograder.authoring.assignment import Assignment, sanitize
 from autograder.checks import seeds
+from autograder.outputs import bounded
 from autograder.outputs.feedback import feedback_notebook, render_html
+from autograder.outputs.sanitize import one_line
 from autograder.pipeline import verify
 from autograder.sandbox import ipc, kernel
 from autograder.sandbox import isolation as sandbox
@@ -65,11 +67,11 @@ def _scan(nb, source_path: str) -> list[str]:
 
         found += [str(f) for f in scan_notebook(nb, source_path)]
     except Exception as exc:  # noqa: BLE001 - the scan is advisory
-        found.append(f"the static scan failed: {type(exc).__name__}: {exc}")
+        found.append(f"the static scan failed: {type(exc).__name__}: {one_line(exc)}")
     try:
         found += tamper.scan(nb)
     except Exception as exc:  # noqa: BLE001
-        found.append(f"the tamper scan failed: {type(exc).__name__}: {exc}")
+        found.append(f"the tamper scan failed: {type(exc).__name__}: {one_line(exc)}")
     return found
 
 
@@ -326,7 +328,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
     outputs = {gid: c.outputs for gid, c in v.cells.items()}
     t2 = time.monotonic()
     fb = feedback_notebook(base, spec, scores, outputs, comments, notes)
-    result["feedback_html"] = render_html(
+    result["feedback_html"], cut = bounded.render(
         fb,
         notebook=spec.notebook,
         student=job["student"],
@@ -334,6 +336,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         score=result["score"],
         max_score=spec.max_score,
     )
+    result["messages"] += cut
     result["timing"]["feedback"] = round(time.monotonic() - t2, 3)
     result["autograded"] = nbformat.writes(sanitized) if sanitized is not None else None
     result["timing"]["total"] = round(time.monotonic() - t0, 3)
