@@ -582,6 +582,85 @@ def reference_helpers(fn: Callable, names: Sequence[str]) -> Iterator[None]:
             space[name] = value
 
 
+def _probe_fans(f: Callable) -> bool:
+    return all(
+        tuple(f(shape)) == tuple(ref_init.compute_fans(shape))
+        for shape in ((300, 70), (8, 3, 5, 5), (4, 6, 3))
+    )
+
+
+def _probe_gain(f: Callable) -> bool:
+    cases = (("relu", None), ("tanh", None), ("leaky_relu", 0.2), ("linear", None))
+    return all(
+        math.isclose(float(f(n, p)), torch.nn.init.calculate_gain(n, p), rel_tol=1e-9)
+        for n, p in cases
+    )
+
+
+def _probe_std(f: Callable) -> bool:
+    cases = (
+        ((300, 70), 0.0, "fan_in", "relu"),
+        ((8, 3, 5, 5), 0.2, "fan_out", "leaky_relu"),
+    )
+    return all(
+        math.isclose(float(f(*c)), ref_init._kaiming_std(*c), rel_tol=1e-9)
+        for c in cases
+    )
+
+
+#: the helpers an initializer is built on, and how to tell that one is right
+HELPER_PROBES = {
+    "compute_fans": _probe_fans,
+    "calculate_gain": _probe_gain,
+    "_kaiming_std": _probe_std,
+}
+
+
+def blame_helpers(
+    report: Report, what: str, names: Sequence[str], helpers: dict | None
+) -> Report:
+    """Say which wrong helper of the student's explains a cell's lost points.
+
+    ``helpers`` is the notebook's namespace (the hidden test passes
+    ``globals()``); each named helper the student defined is tried against the
+    reference on a few inputs. A cell that lost points and uses a wrong helper
+    says so in every failed check, so that one slip in ``compute_fans`` does not
+    read as several unexplained mistakes.
+    """
+    if not helpers or report.passed:
+        return report
+    wrong = []
+    for name in names:
+        fn = helpers.get(name)
+        if fn is None or not callable(fn):
+            continue
+        try:
+            with torch.no_grad():
+                right = HELPER_PROBES[name](fn)
+        except Exception:  # noqa: BLE001 - a helper that raises is not right
+            right = False
+        if not right:
+            wrong.append(name)
+    if not wrong:
+        return report
+    listed = " and ".join(wrong)
+    note = (
+        f"Note: your {listed} {'is' if len(wrong) == 1 else 'are'} wrong (see "
+        f"{'its' if len(wrong) == 1 else 'their'} own cell), and {what} uses "
+        f"{'it' if len(wrong) == 1 else 'them'}: fix {listed} first; this cell "
+        "may then pass as it is."
+    )
+    from autograder.checks.core import CheckResult
+
+    results = [
+        r
+        if r.passed
+        else CheckResult(r.name, r.points, r.max_points, f"{r.message}\n{note}")
+        for r in report.results
+    ]
+    return Report(report.title, results)
+
+
 # ------------------------------------------------------------ calculate_gain
 
 
@@ -757,8 +836,20 @@ def grade_compute_fans(compute_fans: Callable) -> Report:
 
 
 @single_threaded
-def grade_kaiming_std(_kaiming_std: Callable) -> Report:
-    """Grade ``_kaiming_std(dims, a, mode, nonlinearity) -> float``."""
+def grade_kaiming_std(_kaiming_std: Callable, helpers: dict | None = None) -> Report:
+    """Grade ``_kaiming_std(dims, a, mode, nonlinearity) -> float``.
+
+    ``helpers``: the notebook's namespace, to name a wrong helper as the cause.
+    """
+    return blame_helpers(
+        _grade_kaiming_std(_kaiming_std),
+        "_kaiming_std",
+        ("compute_fans", "calculate_gain"),
+        helpers,
+    )
+
+
+def _grade_kaiming_std(_kaiming_std: Callable) -> Report:
     what = "_kaiming_std"
     guard = Guard(INIT_RULES, what)
     g = Grader(what)
@@ -1159,24 +1250,52 @@ def _grade_init(spec: _Init, fn: Callable) -> Report:
 
 
 @single_threaded
-def grade_xavier_normal(xavier_normal: Callable) -> Report:
+def grade_xavier_normal(xavier_normal: Callable, helpers: dict | None = None) -> Report:
     """Grade ``xavier_normal(shape, gain=1.0, *, generator, dtype, device)``."""
-    return _grade_init(XAVIER_NORMAL, xavier_normal)
+    return blame_helpers(
+        _grade_init(XAVIER_NORMAL, xavier_normal),
+        "xavier_normal",
+        ("compute_fans",),
+        helpers,
+    )
 
 
 @single_threaded
-def grade_xavier_uniform(xavier_uniform: Callable) -> Report:
+def grade_xavier_uniform(
+    xavier_uniform: Callable, helpers: dict | None = None
+) -> Report:
     """Grade ``xavier_uniform(shape, gain=1.0, *, generator, dtype, device)``."""
-    return _grade_init(XAVIER_UNIFORM, xavier_uniform)
+    return blame_helpers(
+        _grade_init(XAVIER_UNIFORM, xavier_uniform),
+        "xavier_uniform",
+        ("compute_fans",),
+        helpers,
+    )
 
 
 @single_threaded
-def grade_kaiming_normal(kaiming_normal: Callable) -> Report:
+def grade_kaiming_normal(
+    kaiming_normal: Callable, helpers: dict | None = None
+) -> Report:
     """Grade ``kaiming_normal(shape, a, mode, nonlinearity, *, generator, ...)``."""
-    return _grade_init(KAIMING_NORMAL, kaiming_normal)
+    helpers_used = ("compute_fans", "calculate_gain", "_kaiming_std")
+    return blame_helpers(
+        _grade_init(KAIMING_NORMAL, kaiming_normal),
+        "kaiming_normal",
+        helpers_used,
+        helpers,
+    )
 
 
 @single_threaded
-def grade_kaiming_uniform(kaiming_uniform: Callable) -> Report:
+def grade_kaiming_uniform(
+    kaiming_uniform: Callable, helpers: dict | None = None
+) -> Report:
     """Grade ``kaiming_uniform(shape, a, mode, nonlinearity, *, generator, ...)``."""
-    return _grade_init(KAIMING_UNIFORM, kaiming_uniform)
+    helpers_used = ("compute_fans", "calculate_gain", "_kaiming_std")
+    return blame_helpers(
+        _grade_init(KAIMING_UNIFORM, kaiming_uniform),
+        "kaiming_uniform",
+        helpers_used,
+        helpers,
+    )

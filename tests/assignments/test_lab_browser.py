@@ -37,15 +37,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("TRAINLAB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = ROOT / "test-output" / "lab"
 NOTEBOOK = "training"
 #: what the setup cell of the training notebook prints (trainlab.data.load_digits)
@@ -170,21 +161,6 @@ def test_validate_handler_answers(lab):
     assert result["success"], result
     # an untouched notebook: its stubs raise NotImplementedError
     assert "NotImplementedError" in json.dumps(result["value"])
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"no chromium at {CHROMIUM}; install it or set TRAINLAB_CHROMIUM")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def test_notebook_runs_a_cell_in_the_browser(lab, browser):

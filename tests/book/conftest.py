@@ -21,18 +21,11 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - used by tests
+
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = ROOT / "_build"
 SITE = BUILD_DIR / "html"
-CHROMIUM = Path(os.environ.get("TRAINLAB_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOTS = ROOT / "test-output" / "book"
 BUILD_TIMEOUT_S = 1200
 
@@ -94,25 +87,6 @@ def site_url(built_site: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    """Headless Debian chromium driven by playwright (no downloaded browsers)."""
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"no chromium at {CHROMIUM}; install it (`make setup` as root, or "
-            "apt-get install chromium) or set TRAINLAB_CHROMIUM"
-        )
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @pytest.fixture(scope="session")

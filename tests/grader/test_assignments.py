@@ -71,3 +71,35 @@ def test_hidden_tests_never_enter_the_kernel(tmp_path, policy, bn_spec):
     for line in bn_spec.hidden_lines:
         assert line not in printed, line
     assert res["score"] == bn_spec.auto_max_score
+
+
+def test_a_wrong_helper_is_named_in_the_cells_that_use_it(tmp_path, policy):
+    """compute_fans with the fans swapped: its cell loses, and the initializer
+    cells that call it say that compute_fans is the cause."""
+    name = "preprocessing_init"
+    spec, _ = assignment.load(name)
+    source = assignment.source_path(name)
+    nb = nbformat.read(str(source), 4)
+    for cell in nb.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == (
+            "compute_fans"
+        ):
+            cell.source += (
+                "\n\n_right_fans = compute_fans\n\n"
+                "def compute_fans(shape):\n"
+                "    fan_in, fan_out = _right_fans(shape)\n"
+                "    return fan_out, fan_in\n"
+            )
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, str(path))
+    worker._preload({name: spec}, LIMITS, policy, {})
+    job = {"student": "s", "assignment": name, "path": str(path), "source": str(source)}
+    res = worker.grade(job, spec, LIMITS, policy)
+    cells = res["cells"]
+    assert cells["test_compute_fans"]["score"] < cells["test_compute_fans"]["max_score"]
+    for gid in ("test_kaiming_normal", "test_xavier_normal"):
+        if cells[gid]["score"] < cells[gid]["max_score"]:
+            assert "fix compute_fans" in cells[gid]["report"], gid
+    assert any("your compute_fans is wrong" in c["report"] for c in cells.values()), {
+        g: c["score"] for g, c in cells.items()
+    }

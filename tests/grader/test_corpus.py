@@ -156,3 +156,36 @@ def test_rerun_keeps_unchanged_and_regrades_one_student(corpus):
 
 def test_release_is_what_students_start_from():
     assert RELEASE.is_file()
+
+
+def test_no_host_file_and_no_markup_reaches_the_feedback(corpus):
+    """The notebook that lists the host's files saw only its own sandbox; the one
+    that prints markup and escapes has them inert in its feedback page."""
+    seen = (corpus["work"] / "feedback" / "glob_host_files").rglob("*.html")
+    page = next(iter(seen)).read_text()
+    assert "solutions/batchnorm/batchnorm.ipynb" not in page and "id_rsa" not in page
+    assert "host files seen:" in page
+    assert "root:x:0:0" not in page  # /etc/passwd
+    markup = next((corpus["work"] / "feedback" / "print_markup").rglob("*.html"))
+    tags = _tags(markup.read_text())
+    assert not [t for t, _ in tags if t in ("iframe", "object", "embed")]
+    assert not [a for _, attrs in tags for a in attrs if a.startswith("on")]
+    for tag, attrs in tags:
+        load = attrs.get("src") or ("" if tag == "a" else attrs.get("href", ""))
+        assert not load.startswith(("http:", "https:", "//")), tag  # no remote load
+        assert not attrs.get("href", "").startswith("javascript:"), tag
+    assert "\x1b" not in markup.read_text()
+
+
+def _tags(text: str) -> list[tuple[str, dict]]:
+    """Every start tag of an HTML page, with its attributes."""
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, dict]] = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, {k: v or "" for k, v in attrs}))
+
+    Collect().feed(text)
+    return found

@@ -142,38 +142,29 @@ def test_grades_csv_cells_are_no_formulas(run):
     assert {"-1", "@x"} <= set(run["results"])  # the JSON keeps the real ids
 
 
-def test_feedback_page_runs_no_student_code_and_loads_nothing_remote(run):
-    from tests.book.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    if not CHROMIUM.exists():
-        pytest.skip(f"no chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api")
+def test_feedback_page_runs_no_student_code_and_loads_nothing_remote(run, browser):
     path = run["work"] / "feedback" / "shows_html" / "batchnorm" / "batchnorm.html"
     assert (run["work"] / "feedback" / "_static" / "mathjax" / "tex-chtml.js").is_file()
     requests, dialogs, console = [], [], []
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.on("console", lambda m: console.append(m.text))
+    page = browser.new_page()
+    try:
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("console", lambda m: console.append(m.text))
 
-            def route(r):
-                requests.append(r.request.url)
-                if r.request.url.startswith("file://"):
-                    r.continue_()
-                else:
-                    r.abort()
+        def route(r):
+            requests.append(r.request.url)
+            if r.request.url.startswith("file://"):
+                r.continue_()
+            else:
+                r.abort()
 
-            page.route("**/*", route)
-            page.goto(path.as_uri())
-            page.wait_for_selector("mjx-container", timeout=20_000)
-            page.wait_for_timeout(500)
-            rendered = page.locator("mjx-container").count()
-        finally:
-            browser.close()
+        page.route("**/*", route)
+        page.goto(path.as_uri())
+        page.wait_for_selector("mjx-container", timeout=20_000)
+        page.wait_for_timeout(500)
+        rendered = page.locator("mjx-container").count()
+    finally:
+        page.close()
     assert dialogs == [], dialogs
     assert not [c for c in console if "PWNED" in c], console
     remote = [u for u in requests if not u.startswith("file://")]

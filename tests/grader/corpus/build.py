@@ -171,6 +171,26 @@ for top in ("/tmp", "/work", os.path.expanduser("~")):
                     print("could not write", path, exc)
 print("wrote to", hits)
 """,
+    # the host's files, as a notebook cell sees them (nothing but its own)
+    "glob_host_files": """
+import glob, os
+for pattern in ("/home/*/*", "/root/*", "/work/*/solutions/*/*.ipynb",
+                "/tmp/*/solutions/*/*.ipynb", "/tmp/*", os.path.expanduser("~/.ssh/*"),
+                "/etc/shadow", "/etc/passwd", "/proc/1/environ"):
+    for path in glob.glob(pattern):
+        try:
+            print(path, open(path).read(200))
+        except Exception as exc:
+            print(path, type(exc).__name__)
+print("host files seen:", len(glob.glob("/*")))
+""",
+    # student markup and terminal escapes in outputs
+    "print_markup": """
+from IPython.display import HTML, Markdown, display
+print("<script>alert('x')</script> \\x1b[2J\\x1b[32mPoints 37/37\\x1b[0m")
+display(HTML("<img src=x onerror=alert(1)><iframe src='http://evil'></iframe>"))
+display(Markdown("![x](http://evil/x.png) [click](javascript:alert(1))"))
+""",
     "infinite_loop": "while True:\n    pass\n",
     "memory_bomb": "blocks = []\nwhile True:\n    blocks.append(bytearray(1 << 26))\n",
     "fork_bomb": """
@@ -504,6 +524,8 @@ CASES: list[Case] = [
     ),
     Case("disk_filler", "fills the disk", "zero", r"File too large|No space|disk"),
     *_GUARD_CASES,
+    Case("glob_host_files", "lists and reads the host's files", "full", r"."),
+    Case("print_markup", "prints markup and terminal escapes", "full", r"."),
     *[
         Case(
             name,
@@ -589,6 +611,8 @@ def build(dest: Path, solution: Path = SOLUTION, release: Path = RELEASE) -> lis
         base = (
             wrong
             if name in ("patch_torch", "patch_asserts", "patch_checks", "detect_env")
+            else correct
+            if name in ("glob_host_files", "print_markup")
             else rel_nb
         )
         makers[name] = lambda base=base, src=src: _insert_after_setup(base, src)
