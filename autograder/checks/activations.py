@@ -24,11 +24,13 @@ import torch.nn.functional as F
 
 import trainlab.activations as ref
 from autograder.checks.common import (
+    backward_on_meta,
     close_with_hints,
     expect_gradcheck,
     expect_unchanged,
     forward_pair,
     gen,
+    on_meta,
     single_threaded,
 )
 from autograder.checks.core import Grader, Mistake, Report
@@ -171,6 +173,7 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
                     guard.call(forward, x.to(device), **spec.params), what
                 )
                 expect_close(out_dev.cpu(), out_cpu, f"out on {device} vs on cpu")
+        on_meta(guard, forward, what, (_random_x((6, 5), 32),), spec.params, outputs=1)
 
     def edge() -> None:
         for dtype in (torch.float64, torch.float32):
@@ -284,6 +287,17 @@ def _grade_backward(spec: Elementwise, forward: Callable, backward: Callable) ->
                 dx_cpu = run(x64, d64, spec.params)
                 dx_dev = run(x64.to(device), d64.to(device), spec.params)
                 expect_close(dx_dev.cpu(), dx_cpu, f"dx on {device} vs on cpu")
+        x, dout = _random_x((6, 5), 61), _random_dout((6, 5), 61)
+        backward_on_meta(
+            guard,
+            backward,
+            what,
+            dout,
+            forward or spec.ref_forward,
+            (x,),
+            spec.params,
+            lambda v, **kw: spec.ref_forward(v, **kw),
+        )
 
     def edge() -> None:
         x = torch.tensor(spec.edge_x, dtype=torch.float64)
@@ -736,6 +750,8 @@ def grade_prelu_forward(prelu_forward: Callable) -> Report:
             if device.type != "cpu":
                 out_dev = call(x.to(device), alpha.to(device))
                 expect_close(out_dev.cpu(), call(x, alpha), f"out on {device} vs cpu")
+        x, alpha, _ = _prelu_inputs((2, 3, 4, 5), (3,), 21)
+        on_meta(guard, prelu_forward, what, (x, alpha), outputs=1)
 
     def channels() -> None:
         # W == C: an alpha broadcast along the last dimension runs but is wrong
@@ -878,6 +894,17 @@ def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> R
                 on_cpu = run(x, alpha, dout)
                 for name, a, b in zip(("dx", "dalpha"), on_dev, on_cpu, strict=True):
                     expect_close(a.cpu(), b, f"{name} on {device} vs on cpu")
+        x, alpha, dout = _prelu_inputs((2, 3, 4, 5), (3,), 71)
+        backward_on_meta(
+            guard,
+            prelu_backward,
+            what,
+            dout,
+            prelu_forward,
+            (x, alpha),
+            {},
+            ref.prelu_forward,
+        )
 
     def gradcheck() -> None:
         x, alpha, dout = _prelu_inputs((3, 4, 2), (4,), 80)
@@ -996,6 +1023,8 @@ def grade_maxout_forward(maxout_forward: Callable) -> Report:
             if device.type != "cpu":
                 out_dev = call(x.to(device), w.to(device), b.to(device))
                 expect_close(out_dev.cpu(), call(x, w, b), f"out on {device} vs cpu")
+        x, w, b, _ = _maxout_inputs((7, 4, 3, 2), 21)
+        on_meta(guard, maxout_forward, what, (x, w, b), outputs=1)
 
     def small() -> None:
         # one piece (a plain affine layer) and a single sample
@@ -1108,6 +1137,17 @@ def grade_maxout_backward(
                 on_cpu = run(x, w, b, dout)
                 for name, a, c in zip(names, on_dev, on_cpu, strict=True):
                     expect_close(a.cpu(), c, f"{name} on {device} vs on cpu")
+        x, w, b, dout = _maxout_inputs((7, 4, 3, 2), 81)
+        backward_on_meta(
+            guard,
+            maxout_backward,
+            what,
+            dout,
+            maxout_forward,
+            (x, w, b),
+            {},
+            ref.maxout_forward,
+        )
 
     def gradcheck() -> None:
         x, w, b, dout = _maxout_inputs((4, 5, 3, 3), 90)

@@ -32,6 +32,7 @@ import trainlab.batchnorm as ref
 import trainlab.spatial_batchnorm as ref_spatial
 from autograder.checks.common import (
     Hint,
+    backward_on_meta,
     backward_outputs,
     close_with_hints,
     device_pairs,
@@ -40,6 +41,7 @@ from autograder.checks.common import (
     expect_unchanged,
     grade_gradients,
     guarded_forward,
+    on_meta,
     over_cases,
     quiet_call,
     randn,
@@ -468,6 +470,8 @@ def grade_batchnorm_forward(batchnorm_forward: Callable[..., Any]) -> Report:
             ins = _to((x, gamma, beta, rm, rv), device)
             dev = _call_forward(guard, batchnorm_forward, what, *ins)[0]
             expect_close(dev.cpu(), cpu, f"out on {device} vs on cpu", tol=1e-10)
+        x, (gamma, beta), (rm, rv) = _x(5, 3, 116), _params(3, 117), _running(3, 118)
+        on_meta(guard, batchnorm_forward, what, (x, gamma, beta, rm, rv), outputs=1)
 
     first = "returns (out, cache); out (N, D) like x; x, gamma, beta unchanged"
     g.check(first, 1, shape_dtype)
@@ -709,6 +713,17 @@ def _grade_backward(
             )
             for a, b, name in zip(dev, cpu, ("dx", "dgamma", "dbeta"), strict=True):
                 expect_close(a.cpu(), b, f"{name} on {device} vs on cpu", tol=1e-10)
+        x, (gamma, beta), (rm, rv) = _x(5, 3, 278), _params(3, 279), _running(3, 280)
+        backward_on_meta(
+            guard,
+            backward,
+            what,
+            randn((5, 3), 281),
+            forward,
+            (x, gamma, beta, rm, rv),
+            {},
+            ref.batchnorm_forward,
+        )
 
     first = "returns (dx, dgamma, dbeta) shaped like x, gamma, beta"
     g.check(first, 1, shapes)
@@ -903,6 +918,9 @@ def grade_spatial_batchnorm_forward(
                 guard, fwd, what, *_to((x, gamma, beta, rm, rv), device)
             )[0]
             expect_close(dev.cpu(), cpu, f"out on {device} vs on cpu", tol=1e-10)
+        x, (gamma, beta) = _x4((2, 3, 4, 5), 350), _params(3, 351)
+        rm, rv = _running(3, 352)
+        on_meta(guard, fwd, what, (x, gamma, beta, rm, rv), outputs=1)
 
     first = "returns (out, cache); out shaped like x (N, C, H, W); x unchanged"
     g.check(first, 1, shape_dtype)
@@ -1067,6 +1085,18 @@ def grade_spatial_batchnorm_backward(
             dev = case(*_to(ins, device))
             for a, b, name in zip(dev, cpu, ("dx", "dgamma", "dbeta"), strict=True):
                 expect_close(a.cpu(), b, f"{name} on {device} vs on cpu", tol=1e-10)
+        x, (gamma, beta) = _x4((2, 3, 4, 5), 460), _params(3, 461)
+        rm, rv = _running(3, 462)
+        backward_on_meta(
+            guard,
+            bwd,
+            what,
+            randn((2, 3, 4, 5), 463),
+            fwd,
+            (x, gamma, beta, rm, rv),
+            {},
+            ref_spatial.spatial_batchnorm_forward,
+        )
 
     first = "returns (dx, dgamma, dbeta) shaped like x, gamma, beta"
     g.check(first, 1, shapes)
@@ -1203,6 +1233,7 @@ def grade_fold_batchnorm(fold_batchnorm: Callable[..., Any]) -> Report:
             scale = gamma / torch.sqrt(rv + EPS)
             expect_close(w2, w * scale, f"w_folded ({device}, float32)")
             expect_close(b2, (b - rm) * scale + beta, f"b_folded ({device}, float32)")
+        on_meta(guard, fold_batchnorm, what, inputs(5, 3, 541))
 
     first = "returns (w_folded (D_in, D_out), b_folded (D_out,)); inputs unchanged"
     g.check(first, 1, shapes)

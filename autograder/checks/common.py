@@ -183,6 +183,124 @@ def quiet_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return fn(*given.args, **given.kwargs)
 
 
+#: what torch says when a function mixes devices or leaves the tensor's device
+_DEVICE_ERRORS = (
+    "not on the expected device",
+    "on the same device",
+    "to numpy",
+    "numpy()",
+    "Use Tensor.cpu()",
+)
+META = torch.device("meta")
+
+
+def _to_meta(value: Any, depth: int = 0) -> Any:
+    """``value`` with every floating or integer tensor on the ``meta`` device."""
+    if isinstance(value, torch.Tensor):
+        return torch.empty_like(value, device=META)
+    if depth < 3 and type(value) in (list, tuple):
+        return type(value)(_to_meta(v, depth + 1) for v in value)
+    if depth < 3 and type(value) is dict:
+        return {k: _to_meta(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def _tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if depth < 3 and isinstance(value, list | tuple):
+        return [t for v in value for t in _tensors_of(v, depth + 1)]
+    if depth < 3 and isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors_of(v, depth + 1)]
+    return []
+
+
+def device_mistake(text: str) -> bool:
+    """Whether an error message says that a function mixed devices."""
+    return any(k in text for k in _DEVICE_ERRORS)
+
+
+def _device_message(what: str, detail: str) -> str:
+    return (
+        f"{what} works only on the CPU: {detail}. Your functions must work for "
+        "inputs on any device (a GPU included): create tensors with "
+        "device=x.device (or x.new_zeros, torch.zeros_like), and keep the "
+        "computation in torch (no .numpy(), no masks built on the host). "
+        "(Checked with torch's 'meta' device, which has shapes but no values, so "
+        "a machine without a GPU finds what a GPU would.)"
+    )
+
+
+def on_meta(
+    guard: Guard,
+    fn: Callable[..., Any],
+    what: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    outputs: int | None = None,
+) -> Any:
+    """Call ``fn`` on ``meta`` copies of its inputs; a device mistake is a Mistake.
+
+    Every tensor the function returns (the first ``outputs`` items of a tuple,
+    when given: a forward's cache may hold anything) must be on the inputs'
+    device. An error that names a device (a CPU tensor mixed in, ``.numpy()``)
+    is a device mistake; any other error on ``meta`` (``.item()``, data that
+    decides the shape) says nothing about devices and is not counted.
+
+    Returns:
+        What ``fn`` returned, or None when the run said nothing.
+    """
+    try:
+        value = guard.call(fn, *_to_meta(tuple(args)), **_to_meta(kwargs or {}))
+    except Mistake:
+        raise
+    except Exception as exc:  # student code may raise anything
+        text = f"{type(exc).__name__}: {exc}"
+        if device_mistake(text):
+            raise Mistake(_device_message(what, text.splitlines()[0])) from None
+        return None
+    head = (
+        value[:outputs] if outputs is not None and isinstance(value, tuple) else value
+    )
+    for t in _tensors_of(head):
+        if t.device != META:
+            raise Mistake(
+                _device_message(
+                    what,
+                    f"it returned a tensor on {t.device} for inputs on another device",
+                )
+            )
+    return value
+
+
+def backward_on_meta(
+    guard: Guard,
+    backward: Callable[..., Any],
+    what: str,
+    dout: torch.Tensor,
+    forward: Callable[..., Any],
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    reference: Callable[..., Any],
+) -> None:
+    """:func:`on_meta` for a backward, on the cache of a forward run on ``meta``.
+
+    The student's forward gives the cache when it runs there; otherwise (or if
+    its cache is on another device: the forward's own check pays for that) the
+    reference forward's, so the backward answers only for itself.
+    """
+    margs, mkw = _to_meta(tuple(args)), _to_meta(dict(kwargs))
+    cache = None
+    try:
+        cache = quiet_call(forward, *margs, **mkw)[1]
+    except Exception:  # noqa: BLE001 - the forward's own check reports it
+        cache = None
+    if cache is None or any(t.device != META for t in _tensors_of(cache)):
+        cache = reference(*margs, **mkw)[1]
+    on_meta(guard, backward, what, (_to_meta(dout), cache))
+
+
 def device_pairs() -> list[torch.device]:
     """Devices other than the CPU present here (CUDA), to compare with the CPU."""
     from autograder.checks.own_code import devices

@@ -34,6 +34,7 @@ import trainlab.layernorm as ref_ln
 from autograder.checks.batchnorm import NORM_C_NAMES
 from autograder.checks.common import (
     Hint,
+    backward_on_meta,
     backward_outputs,
     close_with_hints,
     device_pairs,
@@ -42,6 +43,7 @@ from autograder.checks.common import (
     expect_unchanged,
     grade_gradients,
     guarded_forward,
+    on_meta,
     over_cases,
     quiet_call,
     randn,
@@ -376,6 +378,8 @@ def _grade_forward(layer: Layer, forward: Callable[..., Any]) -> Report:
                 guard, forward, what, *_to((x, gamma, beta), device), kw
             )[0]
             expect_close(dev.cpu(), cpu, f"out on {device} vs on cpu", tol=1e-10)
+        x, (gamma, beta) = _x(xs, 64), _affine(gs, 65)
+        on_meta(guard, forward, what, (x, gamma, beta), kw, outputs=1)
 
     shapes = ", ".join(str(c[0]) for c in layer.cases)
     first = "returns (out, cache); out shaped like x; inputs unchanged"
@@ -617,6 +621,17 @@ def _grade_backward(
             dev = _case(layer, guard, forward, backward, what, *_to(ins, device), kw)
             for a, b, name in zip(dev, cpu, NAMES, strict=True):
                 expect_close(a.cpu(), b, f"{name} on {device} vs on cpu", tol=1e-10)
+        x, gamma, beta, dout = inputs(xs, gs, 175)
+        backward_on_meta(
+            guard,
+            backward,
+            what,
+            dout,
+            forward,
+            (x, gamma, beta),
+            kw,
+            layer.ref_forward,
+        )
 
     shapes_txt = ", ".join(str(c[0]) for c in layer.cases)
     first = "returns (dx, dgamma, dbeta) shaped like x, gamma, beta"

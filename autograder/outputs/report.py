@@ -81,6 +81,8 @@ def summary_markdown(
     )
     if run.get("isolation"):
         lines += ["", f"Sandbox: {sandbox.describe(run['isolation'])}."]
+    if run.get("device"):
+        lines += ["", f"Device: {run['device']}."]
     lines += [
         "",
         "| student | assignment | score | max | review |",

@@ -320,8 +320,10 @@ def _function_findings(
             why = _layer_call(qualified, fn.name) if qualified else None
             why = why or _activation_call(node, fn.name)
             method = node.func.attr if isinstance(node.func, ast.Attribute) else ""
-            if why and allowed is not None and allowed.permits(
-                fn.name, qualified, method
+            if (
+                why
+                and allowed is not None
+                and allowed.permits(fn.name, qualified, method)
             ):
                 why = None
             if why:

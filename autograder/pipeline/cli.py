@@ -293,6 +293,8 @@ def _check(args: argparse.Namespace) -> int:
     print(report.check_table(res))
     if res.get("isolation", {}).get("no_sandbox"):
         print("\nSandbox: " + sandbox.describe(res["isolation"]))
+    if res.get("device"):
+        print(f"\nGraded on {res['device']}.")
     print()
     print(report.classroom_line(res))
     if args.classroom:

@@ -322,6 +322,8 @@ def _finish(book, res: dict, sub, digest: str, paths: dict, run: dict) -> None:
     run["graded"] += 1
     if not run["isolation"] and res.get("isolation"):
         run["isolation"] = res["isolation"]
+    if res.get("device"):
+        run["device"] = res["device"]
     _write(paths["submitted"], sub.path.read_bytes())
     if res.get("autograded"):
         _write(paths["autograded"], res["autograded"])

@@ -41,6 +41,13 @@ from autograder.pipeline import verify
 from autograder.sandbox import ipc, kernel
 from autograder.sandbox import isolation as sandbox
 
+#: where the grading ran (workers hide CUDA: a CUDA context does not survive
+#: the forks that make grading fast); said in the summary and the feedback
+DEVICE_NOTE = (
+    "the CPU; each layer also ran on torch's meta device (shapes, no values), "
+    "which finds code that works only on the CPU as a GPU would"
+)
+
 _IMPORT = re.compile(r"^\s*from\s+(autograder\.checks\.\w+)\s+import", re.M)
 
 
@@ -328,6 +335,8 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
     outputs = {gid: c.outputs for gid, c in v.cells.items()}
     t2 = time.monotonic()
     fb = feedback_notebook(base, spec, scores, outputs, comments, notes)
+    result["device"] = DEVICE_NOTE
+    fb.cells.insert(0, nbformat.v4.new_markdown_cell(f"*Graded on {DEVICE_NOTE}.*"))
     result["feedback_html"], cut = bounded.render(
         fb,
         notebook=spec.notebook,

@@ -824,9 +824,11 @@ def _rebuild(info: dict) -> BaseException:
 def _same(a: Any, b: Any) -> bool:
     """Equal structure and values (tensors compared exactly)."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        both = isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+        if both and "meta" in (a.device.type, b.device.type):
+            return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
         return (
-            isinstance(a, torch.Tensor)
-            and isinstance(b, torch.Tensor)
+            both
             and a.shape == b.shape
             and a.dtype == b.dtype
             and bool(torch.equal(a.cpu(), b.cpu()))
@@ -847,6 +849,8 @@ def _snapshot(obj: Any, depth: int = 0) -> Any:
     """What an argument looked like before the call, deeply (runner side)."""
     if depth > 6:
         return ("v", obj)
+    if isinstance(obj, torch.Tensor) and obj.device.type == "meta":
+        return ("m", tuple(obj.shape), obj.dtype)  # no values to compare
     if isinstance(obj, torch.Tensor):
         return ("t", obj.detach().clone())
     if isinstance(obj, torch.Generator):
@@ -863,6 +867,12 @@ def _snapshot(obj: Any, depth: int = 0) -> Any:
 def _differs(obj: Any, snap: Any) -> bool:
     """Whether the call changed the argument, anywhere inside it."""
     kind = snap[0]
+    if kind == "m":
+        return not (
+            isinstance(obj, torch.Tensor)
+            and tuple(obj.shape) == snap[1]
+            and obj.dtype == snap[2]
+        )
     if kind == "t":
         before = snap[1]
         return not (

@@ -6,8 +6,9 @@ message is::
     8-byte big-endian length of the JSON header | JSON header | tensor bytes
 
 The header holds ``None``, booleans, numbers, strings, lists and dicts, plus
-three tagged forms: a tuple, a dict whose keys are not plain strings, bytes,
-and a tensor (dtype, shape and where its bytes lie in the tail). Decoding
+tagged forms: a tuple, a dict whose keys are not plain strings, bytes, a
+tensor (dtype, shape and where its bytes lie in the tail), and a tensor of
+torch's ``meta`` device (dtype and shape: it has no values). Decoding
 builds new, contiguous, plain ``torch.Tensor`` objects from those bytes with
 the named dtype; it never imports or calls anything named in the message.
 
@@ -62,6 +63,11 @@ def pack(obj: Any) -> bytes:
             raise WireError("nested too deeply")
         if v is None or isinstance(v, bool | int | float | str):
             return v
+        if isinstance(v, torch.Tensor) and v.device.type == "meta":
+            name = str(v.dtype).removeprefix("torch.")
+            if name not in DTYPES:
+                raise WireError(f"tensors of dtype {v.dtype} cannot be sent")
+            return {_W: "m", "dtype": name, "shape": list(v.shape)}  # no values
         if isinstance(v, torch.Tensor):
             t = v.detach()
             if t.layout != torch.strided:
@@ -153,6 +159,14 @@ def unpack(data: bytes, *, device: str | None = None) -> Any:
                 return {k: dec(x, depth + 1) for k, x in v.items()}
             if tag == "x":
                 return tensor(v)
+            if tag == "m":
+                dtype = DTYPES.get(str(v.get("dtype")))
+                shape = v.get("shape")
+                if dtype is None or not isinstance(shape, list):
+                    raise WireError("bad meta tensor header")
+                if not all(isinstance(s, int) and 0 <= s for s in shape):
+                    raise WireError("bad tensor shape")
+                return torch.empty(shape, dtype=dtype, device="meta")
             if tag == "t":
                 return tuple(dec(x, depth + 1) for x in v["v"])
             if tag == "b":

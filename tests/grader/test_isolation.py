@@ -217,6 +217,10 @@ def test_a_submission_sees_nothing_of_the_host(tmp_path, mode):
     assert len(lines) == 1 and lines[0].startswith("result="), lines
     assert lines[0] != "result=37", "the submission wrote the classroom file"
     assert "allow-list" in graded.stdout
+    assert "Device: the CPU" in graded.stdout and "meta device" in graded.stdout
+    assert "Graded on the CPU" in checked.stdout
+    page = next((work / "feedback").rglob("batchnorm.html")).read_text()
+    assert "Graded on the CPU" in page
 
 
 def _without_namespaces(*args: str) -> list[str]:
