@@ -22,6 +22,7 @@ import filecmp
 import hashlib
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from autograder.outputs import sanitize
@@ -108,12 +109,16 @@ def install_static(feedback_dir: Path, source: Path = MATHJAX_SOURCE) -> Path | 
     if not (source / "tex-chtml.js").is_file():
         return None
     dest = feedback_dir / STATIC / "mathjax"
-    for path in sorted(source.rglob("*")):
-        if not path.is_file() or path.name == "README.md":
-            continue
-        target = dest / path.relative_to(source)
-        if target.is_file() and filecmp.cmp(path, target, shallow=False):
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    try:
+        for path in sorted(source.rglob("*")):
+            if not path.is_file() or path.name == "README.md":
+                continue
+            target = dest / path.relative_to(source)
+            if target.is_file() and filecmp.cmp(path, target, shallow=False):
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+    except OSError as exc:  # the pages still work: math shows as TeX source
+        print(f"note: MathJax not copied beside the feedback ({exc})", file=sys.stderr)
+        return None
     return dest
