@@ -44,6 +44,8 @@ Outputs (in the work folder, default grading/ in the repository, git-ignored):
   grades.csv                                     nbgrader's CSV export
   grades.json                                    per cell, with messages
   summary.md                                     also appended to $GITHUB_STEP_SUMMARY
+  report.html, report.json                       the class report: score histogram,
+                                                 what the class lost, misconceptions
 
 Check inputs: every check draws its inputs from a key derived from the course
 secret and the student id, so no table of precomputed answers can match them,

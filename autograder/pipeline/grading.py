@@ -12,6 +12,7 @@ Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
     feedback/<student>/<assignment>/<assignment>.html
     feedback/_static/mathjax/           (what the feedback pages load)
     grades.csv  grades.json  summary.md  logs/
+    report.html  report.json            (the class report)
 
 A rerun skips a submission whose content hash (the notebook, the assignment
 source, the grader's code and limits) matches the stored one; ``--student``
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from autograder.authoring import assignment as asg
 from autograder.authoring import nbgrader_config as cfg
-from autograder.outputs import page, report
+from autograder.outputs import class_report, page, report
 from autograder.pipeline import intake
 from autograder.sandbox import isolation as sandbox
 
@@ -275,6 +276,10 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
     for r in results:  # the gradebook's own total (manual grades included)
         r["gradebook_score"] = scores.get((r["assignment"], r["student"]))
     report.grades_json(results, work / "grades.json")
+    page_path = class_report.write(
+        results, work, problems=problems, failed=run.get("failed", [])
+    )
+    print(f"class report: {page_path}", file=sys.stderr)
     run["seconds"] = time.monotonic() - start
     text = report.summary_markdown(results, run=run, problems=problems)
     report.write_summary(text, work / "summary.md")
