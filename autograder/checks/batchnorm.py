@@ -184,6 +184,7 @@ def _forward_hints(x, gamma, beta, eps=EPS) -> list[Hint]:
         ),
         ("gamma and beta are swapped: out = gamma * x_hat + beta", beta * xhat + gamma),
         ("gamma and beta are not applied: out = gamma * x_hat + beta", xhat),
+        ("beta is not added: out = gamma * x_hat + beta", gamma * xhat),
         (
             "the statistics are taken per sample (over dim 1); batchnorm takes "
             "them per feature, over the batch (dim 0)",
