@@ -33,8 +33,16 @@ process that never ran student code.
 GRADE_EPILOG = """\
 SUBMISSIONS layouts:
   one folder per student    alice/batchnorm.ipynb  or  alice/batchnorm/batchnorm.ipynb
-  Canvas download (flat)    smithjane_12345_67890_batchnorm.ipynb
-  a .zip of either          as exported by the LMS
+  Canvas download (flat)    smithjane_12345_67890_batchnorm.ipynb  (id smithjane_12345)
+  Moodle download           Jane Doe_4321_assignsubmission_file_/  (id Jane+Doe_4321)
+  a .zip of any of these    as exported by the LMS; an unsafe member (.., absolute
+                            path, link, device, oversized) is skipped and named in
+                            summary.md, the rest is graded
+
+Student ids are the names, made safe for folders and reversible: letters, digits
+and _.@- as they are, a space as +, any other character as ~ and its UTF-8 hex
+(张三 -> ~E5~BC~A0~E4~B8~89); a name that is too long ends with a hash (~h...);
+two names that one disk cannot tell apart get ~-2. roster.csv says who is who.
 
 Outputs (in the work folder, default grading/ in the repository, git-ignored):
   gradebook.db                                   nbgrader gradebook (unless --db)
@@ -43,6 +51,7 @@ Outputs (in the work folder, default grading/ in the repository, git-ignored):
   autograded/<student>/<assignment>/...          executed notebooks, for review
   grades.csv                                     nbgrader's CSV export
   grades.json                                    per cell, with messages
+  roster.csv                                     id, display name, LMS id, files
   summary.md                                     also appended to $GITHUB_STEP_SUMMARY
   report.html, report.json                       the class report: score histogram,
                                                  what the class lost, misconceptions

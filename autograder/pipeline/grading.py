@@ -13,6 +13,7 @@ Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
     feedback/_static/mathjax/           (what the feedback pages load)
     grades.csv  grades.json  summary.md  logs/
     report.html  report.json            (the class report)
+    roster.csv                          (id, display name, LMS id, source files)
 
 A rerun skips a submission whose content hash (the notebook, the assignment
 source, the grader's code and limits) matches the stored one; ``--student``
@@ -34,7 +35,7 @@ from pathlib import Path
 from autograder.authoring import assignment as asg
 from autograder.authoring import nbgrader_config as cfg
 from autograder.outputs import class_report, page, report
-from autograder.pipeline import intake
+from autograder.pipeline import identity, intake
 from autograder.sandbox import isolation as sandbox
 
 ROOT = cfg.ROOT
@@ -217,14 +218,14 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
         [opts.assignment] if opts.assignment else names, opts.source_root
     )
     specs = {n: s for n, (s, _) in loaded.items()}
-    subs, problems = intake.collect(
+    found = intake.gather(
         opts.submissions, specs, assignment=opts.assignment, work=work
     )
+    subs, problems = found.submissions, found.problems
+    identity.write_roster(found.students, work / "roster.csv")
     if opts.students:
-        chosen = {intake.safe_id(s) for s in opts.students}
-        missing = chosen - {s.student for s in subs}
-        problems += [f"--student {m}: no submission found" for m in sorted(missing)]
-        subs = [s for s in subs if s.student in chosen]
+        subs, missing = intake.select(subs, opts.students)
+        problems += [f"--student {m}: no submission found" for m in missing]
     db_url = opts.db_url or f"sqlite:///{work / 'gradebook.db'}"
     secret = course_secret(work)
     # the secret decides the check inputs, so it is part of what a grade is of
