@@ -33,10 +33,9 @@ import trainlab.spatial_batchnorm as ref_spatial
 from autograder.checks.common import (
     Hint,
     backward_on_meta,
-    backward_outputs,
     close_with_hints,
     device_pairs,
-    expect_grad_shape,
+    expect_backward_shapes,
     expect_layer_gradcheck,
     expect_unchanged,
     grade_gradients,
@@ -594,24 +593,19 @@ def _grade_backward(
     g = Grader(what)
 
     def shapes() -> None:
-        x = _x(4, 5, 200)
-        gamma, beta = _params(5, 201)
-        rm, rv = _running(5, 202)
-        dout = randn((4, 5), 203)
-        grads = backward_outputs(
-            guard,
-            backward,
-            what,
-            dout,
-            lambda: quiet_call(forward, x.clone(), gamma, beta, *_clone(rm, rv))[1],
-            ref.batchnorm_forward(x, gamma, beta, *_clone(rm, rv))[1],
-            ("dx", "dgamma", "dbeta"),
+        x, (gamma, beta), (rm, rv) = _x(4, 5, 200), _params(5, 201), _running(5, 202)
+        expect_backward_shapes(
+            guard=guard,
+            forward=forward,
+            backward=backward,
+            reference=ref.batchnorm_forward,
+            what=what,
+            args=(x, gamma, beta, rm, rv),
+            kwargs={},
+            dout=randn((4, 5), 203),
+            names=("dx", "dgamma", "dbeta"),
+            wrt=(x, gamma, beta),
         )
-        for grad, t, name in zip(
-            grads, (x, gamma, beta), ("dx", "dgamma", "dbeta"), strict=True
-        ):
-            expect_grad_shape(grad, t.shape, name)
-            expect_dtype_device(grad, t, name)
 
     def values() -> None:
         def one(case) -> None:
@@ -1038,20 +1032,18 @@ def grade_spatial_batchnorm_backward(
 
     def shapes() -> None:
         x, gamma, beta, rm, rv, dout = inputs((2, 3, 4, 5), 400)
-        grads = backward_outputs(
-            guard,
-            bwd,
-            what,
-            dout,
-            lambda: quiet_call(fwd, x.clone(), gamma, beta, *_clone(rm, rv))[1],
-            ref_spatial.spatial_batchnorm_forward(x, gamma, beta, *_clone(rm, rv))[1],
-            ("dx", "dgamma", "dbeta"),
+        expect_backward_shapes(
+            guard=guard,
+            forward=fwd,
+            backward=bwd,
+            reference=ref_spatial.spatial_batchnorm_forward,
+            what=what,
+            args=(x, gamma, beta, rm, rv),
+            kwargs={},
+            dout=dout,
+            names=("dx", "dgamma", "dbeta"),
+            wrt=(x, gamma, beta),
         )
-        for grad, t, name in zip(
-            grads, (x, gamma, beta), ("dx", "dgamma", "dbeta"), strict=True
-        ):
-            expect_grad_shape(grad, t.shape, name)
-            expect_dtype_device(grad, t, name)
 
     def values() -> None:
         over_cases(

@@ -19,7 +19,13 @@ import torch
 
 from autograder.checks import seeds
 from autograder.checks.core import Mistake
-from autograder.checks.expect import expect_close, plain_tensor, rel_error, unpack
+from autograder.checks.expect import (
+    expect_close,
+    expect_dtype_device,
+    plain_tensor,
+    rel_error,
+    unpack,
+)
 from autograder.checks.own_code import Guard, Protected, was_changed
 from trainlab.gradcheck import check_directional, check_elementwise
 
@@ -511,6 +517,39 @@ def expect_layer_gradcheck(
     for i, grad, name in zip(diff, grads, names, strict=True):
         f = own_forward_function(reference, args, kwargs, i)
         expect_gradcheck(f, args[i], dout, grad, name, what="the reference forward")
+
+
+def expect_backward_shapes(
+    *,
+    guard: Guard,
+    forward: Callable[..., Any],
+    backward: Callable[..., Any],
+    reference: Callable[..., Any],
+    what: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    dout: torch.Tensor,
+    names: Sequence[str],
+    wrt: Sequence[torch.Tensor],
+) -> None:
+    """A backward returns one gradient per input in ``wrt``, shaped like it.
+
+    Run on the cache of the student's forward of ``args``, else on the
+    reference forward's (:func:`backward_outputs`); each gradient must have the
+    shape, dtype and device of its input.
+    """
+    grads = backward_outputs(
+        guard,
+        backward,
+        what,
+        dout,
+        lambda: quiet_call(forward, *_clone_args(args), **kwargs)[1],
+        reference(*_clone_args(args), **kwargs)[1],
+        names,
+    )
+    for grad, t, name in zip(grads, wrt, names, strict=True):
+        expect_grad_shape(grad, t.shape, name)
+        expect_dtype_device(grad, t, name)
 
 
 def backward_outputs(

@@ -35,10 +35,9 @@ from autograder.checks.batchnorm import NORM_C_NAMES
 from autograder.checks.common import (
     Hint,
     backward_on_meta,
-    backward_outputs,
     close_with_hints,
     device_pairs,
-    expect_grad_shape,
+    expect_backward_shapes,
     expect_layer_gradcheck,
     expect_unchanged,
     grade_gradients,
@@ -537,18 +536,18 @@ def _grade_backward(
     def shapes() -> None:
         xs, gs, kw = layer.cases[-1]
         x, gamma, beta, dout = inputs(xs, gs, 100)
-        grads = backward_outputs(
-            guard,
-            backward,
-            what,
-            dout,
-            lambda: quiet_call(forward, x.clone(), gamma, beta, **kw)[1],
-            layer.ref_forward(x, gamma, beta, **kw)[1],
-            NAMES,
+        expect_backward_shapes(
+            guard=guard,
+            forward=forward,
+            backward=backward,
+            reference=layer.ref_forward,
+            what=what,
+            args=(x, gamma, beta),
+            kwargs=kw,
+            dout=dout,
+            names=NAMES,
+            wrt=(x, gamma, beta),
         )
-        for grad, t, name in zip(grads, (x, gamma, beta), NAMES, strict=True):
-            expect_grad_shape(grad, t.shape, name)
-            expect_dtype_device(grad, t, name)
 
     def values() -> None:
         def one(case) -> None:
