@@ -26,7 +26,7 @@ from autograder.checks.expect import (
     rel_error,
     unpack,
 )
-from autograder.checks.own_code import Guard, Protected, was_changed
+from autograder.checks.own_code import Guard, Protected, same_values, was_changed
 from trainlab.gradcheck import check_directional, check_elementwise
 
 #: a wrong formula: (message naming the misconception, the value it gives)
@@ -148,7 +148,7 @@ def expect_unchanged(before: torch.Tensor, after: torch.Tensor, name: str, what:
     so ``after`` itself never changes; a change the call made to its copy is
     remembered (:func:`own_code.was_changed`) and fails here.
     """
-    if was_changed(after) or not torch.equal(before, after):
+    if was_changed(after) or not same_values(before, after):
         raise Mistake(
             f"{what} changed its input {name} in place; leave it as it was "
             "(compute new tensors instead)"

@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -308,6 +309,15 @@ def was_changed(t: torch.Tensor) -> bool:
     return ref is not None and ref() is t
 
 
+def _course_dataclass(value: Any) -> bool:
+    """An instance of a dataclass of the reference library (a data split)."""
+    return (
+        dataclasses.is_dataclass(value)
+        and not isinstance(value, type)
+        and type(value).__module__.split(".")[0] == "trainlab"
+    )
+
+
 def _copy(t: torch.Tensor) -> torch.Tensor:
     """A copy with the same strides (a non-contiguous input stays one)."""
     with torch.no_grad():
@@ -315,7 +325,8 @@ def _copy(t: torch.Tensor) -> torch.Tensor:
         return out.copy_(t)
 
 
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal shape, dtype, device and values, NaN equal to NaN (meta: no values)."""
     if "meta" in (a.device.type, b.device.type):  # shapes only: no values
         return a.shape == b.shape and a.dtype == b.dtype and a.device == b.device
     return (
@@ -367,12 +378,19 @@ class Protected:
                 k: self._one(f"{label}[{k!r}]", v) if isinstance(v, torch.Tensor) else v
                 for k, v in value.items()
             }
+        if _course_dataclass(value):  # a data split: its tensors, copied
+            changes = {
+                f.name: self._one(f"{label}.{f.name}", getattr(value, f.name))
+                for f in dataclasses.fields(value)
+                if isinstance(getattr(value, f.name), torch.Tensor)
+            }
+            return dataclasses.replace(value, **changes) if changes else value
         return value
 
     def report(self, changed: list[str] | None = None) -> None:
         """Mark the originals whose copies the call changed."""
         for label, original, copy in self.pairs:
-            if not _same(original, copy):
+            if not same_values(original, copy):
                 _CHANGED[id(original)] = weakref.ref(original)
                 if changed is not None and label not in changed:
                     changed.append(label)
@@ -385,7 +403,10 @@ def _protected_attributes() -> list[tuple[Any, str, Any]]:
         (Guard, ("call", "call_here", "_classify", "_message", "report")),
         (_OpGuard, ("__torch_dispatch__", "__exit__", "__init__")),
         (TorchDispatchMode, ("__enter__", "__exit__")),
-        (sys.modules[__name__], ("Protected", "_OpGuard", "Guard", "_copy")),
+        (
+            sys.modules[__name__],
+            ("Protected", "_OpGuard", "Guard", "_copy", "same_values"),
+        ),
         (sys, ("setprofile", "getprofile")),
         (torch, ("no_grad", "is_grad_enabled")),
         (builtins, ("isinstance", "getattr", "callable", "any", "len")),
