@@ -251,3 +251,20 @@ def test_a_class_with_late_work_goes_back_into_the_lms(tmp_path, bn_spec):
         work / "feedback" / "clark_1003" / "batchnorm" / "batchnorm.html"
     ).read_text()
     assert "Late submission penalty" in html
+
+
+def test_an_export_in_an_unknown_layout_says_what_was_expected(tmp_path, bn_spec):
+    from autograder.pipeline import intake
+
+    src = tmp_path / "export"
+    src.mkdir()
+    (src / "grades.xlsx").write_text("not a notebook")
+    (src / "readme.txt").write_text("hello")
+    found = intake.gather(src, {"batchnorm": bn_spec}, assignment=None, work=tmp_path)
+    assert found.submissions == []
+    assert found.problems == [
+        "export: no notebook in a layout the grader knows; expected one folder "
+        "per student (alice/batchnorm.ipynb), Canvas downloads "
+        "(<name>_<userid>_<submissionid>_<file>.ipynb) or Moodle folders "
+        "(<Full Name>_<id>_assignsubmission_file_/); found: grades.xlsx, readme.txt"
+    ]
