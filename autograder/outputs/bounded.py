@@ -184,6 +184,7 @@ def render(
     score: float,
     max_score: float,
     seconds: float = RENDER_SECONDS,
+    late_penalty: float = 0.0,
 ) -> tuple[str, list[str]]:
     """The feedback page of ``fb`` within the limits; returns (html, notes).
 
@@ -203,6 +204,7 @@ def render(
             assignment=assignment,
             score=score,
             max_score=max_score,
+            late_penalty=late_penalty,
         ),
         seconds,
     )

@@ -226,8 +226,12 @@ def render_html(
     assignment: str,
     score: float,
     max_score: float,
+    late_penalty: float = 0.0,
 ) -> str:
     """HTML of the feedback notebook with nbgrader's feedback template, made safe.
+
+    ``late_penalty`` (points) is shown by the template as a late submission
+    penalty beside the score.
 
     The page loads MathJax from ``../../_static/mathjax`` (the layout
     ``feedback/<student>/<assignment>/<assignment>.html``; see
@@ -243,7 +247,7 @@ def render_html(
             "student": student,
             "score": score,
             "max_score": max_score,
-            "late_penalty": 0.0,
+            "late_penalty": late_penalty,
         }
     }
     html, _ = _exporter().from_notebook_node(fb, resources=resources)

@@ -136,6 +136,13 @@ class Book:
             register(self.gb, spec, prepared, self.url)
         self.gb.db.expire_all()
 
+    def set_duedate(self, name: str, due: datetime.datetime | None) -> None:
+        """nbgrader's due date of the assignment (naive UTC), from the course file."""
+        assignment = self.gb.find_assignment(name)
+        if assignment.duedate != due:
+            assignment.duedate = due
+            self.gb.db.commit()
+
     # -- cache
 
     def digest(self, assignment: str, student: str) -> str | None:
@@ -155,8 +162,13 @@ class Book:
 
     # -- one submission, one transaction
 
-    def record(self, result: dict, digest: str, timestamp=None) -> None:
-        """Write one graded submission and its result row; commit once."""
+    def record(self, result: dict, digest: str, timestamp=None, due=None) -> None:
+        """Write one graded submission and its result row; commit once.
+
+        ``due`` (naive UTC) is the student's due date: what is past the
+        assignment's goes in as nbgrader's extension; ``result["late_penalty"]``
+        is the notebook's ``late_submission_penalty``.
+        """
         from nbgrader import api
 
         db = self.gb.db
@@ -173,6 +185,8 @@ class Book:
                 db.add(sub)
             if timestamp is not None:
                 sub.timestamp = timestamp
+            base = assignment.duedate
+            sub.extension = due - base if due and base and due != base else None
             cells = result.get("cells", {})
             comments = result.get("comments", {})
             for notebook in assignment.notebooks:
@@ -191,6 +205,10 @@ class Book:
                         grade.manual_score is not None or grade.auto_score is None
                     )
                     db.add(grade)
+                first = notebook == assignment.notebooks[0]
+                snb.late_submission_penalty = (
+                    float(result.get("late_penalty") or 0.0) if first else 0.0
+                )
                 known = {c.cell_id: c for c in snb.comments}
                 for cell in list(notebook.solution_cells) + list(notebook.task_cells):
                     comment = known.get(cell.id) or api.Comment(

@@ -5,7 +5,9 @@ The Markdown summary is written to ``<work>/summary.md`` and appended to
 summary). It lists every submission with its score and a "needs review"
 section: submissions that could not be read, notebooks stopped by a limit,
 cells where the notebook's own run and the independent verification disagree,
-and the static scan's findings.
+and the static scan's findings. Each row shows the raw score, the late
+penalty and the final score; a missing submission says ``missing`` (it is not
+a 0).
 
 Student text (ids, messages, findings that quote code) is shown through
 :func:`autograder.outputs.sanitize.markdown` in the summary and
@@ -43,6 +45,8 @@ def grades_json(results: list[dict], path: Path) -> None:
 def needs_review(r: dict) -> list[str]:
     """Reasons an instructor should look at this submission."""
     reasons = []
+    if r.get("status") == "missing":
+        return reasons
     if r.get("status") not in ("graded", None):
         reasons.append(f"status: {r['status']}")
     for gid, c in r.get("cells", {}).items():
@@ -85,17 +89,30 @@ def summary_markdown(
         lines += ["", f"Device: {run['device']}."]
     lines += [
         "",
-        "| student | assignment | score | max | review |",
-        "|---|---|---:|---:|---|",
+        "| student | assignment | raw | late penalty | score | max | review |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in sorted(
         results, key=lambda r: (r.get("assignment", ""), r.get("student", ""))
     ):
         flag = "yes" if needs_review(r) else ""
+        if r.get("status") == "missing":
+            raw = penalty = score = "missing"
+        else:
+            raw = _fmt(r.get("raw_score", r.get("score")))
+            penalty, score = _fmt(r.get("late_penalty") or 0.0), _fmt(r.get("score"))
         lines.append(
-            f"| {md(r.get('student'))} | {md(r.get('assignment'))} | "
-            f"{_fmt(r.get('score'))} | {_fmt(r.get('max_score'))} | {flag} |"
+            f"| {md(r.get('student'))} | {md(r.get('assignment'))} | {raw} | "
+            f"{penalty} | {score} | {_fmt(r.get('max_score'))} | {flag} |"
         )
+    absent = [r for r in results if r.get("status") == "missing"]
+    if absent:
+        lines += ["", "### Missing (no submission; not counted as 0)", ""]
+        lines += [
+            f"- {md(r.get('display_name') or r.get('student'))} / "
+            f"{md(r.get('assignment'))}"
+            for r in absent
+        ]
     review = [(r, needs_review(r)) for r in results]
     review = [(r, why) for r, why in review if why]
     if review or problems:

@@ -49,7 +49,14 @@ Outputs (in the work folder, default grading/ in the repository, git-ignored):
   feedback/<student>/<assignment>/<assignment>.html  what each student receives
   feedback/_static/                              the local MathJax the pages load
   autograded/<student>/<assignment>/...          executed notebooks, for review
-  grades.csv                                     nbgrader's CSV export
+  grades.csv                                     nbgrader's CSV export (raw score,
+                                                 late penalty, score)
+  canvas-grades.csv                              Canvas gradebook import (Grades >
+                                                 Import): Student, ID, SIS User ID,
+                                                 SIS Login ID, Section, one column
+                                                 per assignment
+  moodle-grades.csv                              Moodle grade import (map from Email
+                                                 address or ID number)
   grades.json                                    per cell, with messages
   roster.csv                                     id, display name, LMS id, files
   summary.md                                     also appended to $GITHUB_STEP_SUMMARY
@@ -61,6 +68,11 @@ secret and the student id, so no table of precomputed answers can match them,
 and a regrade gives the same grades. The secret is $TRAINLAB_COURSE_SECRET, or
 the file course-secret in the work folder, created on first use: keep it (and
 out of the repository). `check` draws fresh random inputs on every run.
+
+Late work: course.yml in the work folder (or --course FILE) gives due dates,
+extensions and the penalty (per day or hour, a cap, a grace period); the time
+is nbgrader's timestamp.txt, else the file's time (a zip member's time).
+Students of --roster or the course file without a submission are "missing".
 
 A rerun only grades new or changed submissions (and gives the same grades);
 --student NAME regrades one student; --force regrades everyone. A run that is
@@ -208,6 +220,22 @@ def build_parser() -> argparse.ArgumentParser:
         "$TRAINLAB_GRADING_DIR)",
     )
     g.add_argument(
+        "--course",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the course file: due dates, extensions, late penalty, students "
+        "(default: course.yml in the work folder, if there)",
+    )
+    g.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the LMS's roster export (a Canvas gradebook export CSV or a Moodle "
+        "participants CSV): SIS ids and emails for the LMS files",
+    )
+    g.add_argument(
         "--force", action="store_true", help="regrade submissions that have not changed"
     )
     g.add_argument(
@@ -264,6 +292,8 @@ def _grade(args: argparse.Namespace) -> int:
         limits=_limits(args),
         progress=not args.no_progress,
         sandbox=not args.no_sandbox,
+        course=args.course,
+        roster=args.roster,
     )
     try:
         run = grading.grade_folder(opts)
@@ -281,7 +311,7 @@ def _grade(args: argparse.Namespace) -> int:
     else:
         print(terminal(run["summary"]))
         print(f"feedback, grades.csv, grades.json, summary.md: {run['work']}")
-    return 1 if run["errors"] else 0
+    return 1 if run["errors"] or run.get("setup_problems") else 0
 
 
 def _check(args: argparse.Namespace) -> int:

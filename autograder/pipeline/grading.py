@@ -14,6 +14,8 @@ Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
     grades.csv  grades.json  summary.md  logs/
     report.html  report.json            (the class report)
     roster.csv                          (id, display name, LMS id, source files)
+    canvas-grades.csv  moodle-grades.csv  (the LMSs' grade imports)
+    course.yml                          (optional: due dates, extensions, penalty)
 
 A rerun skips a submission whose content hash (the notebook, the assignment
 source, the grader's code and limits) matches the stored one; ``--student``
@@ -35,7 +37,8 @@ from pathlib import Path
 from autograder.authoring import assignment as asg
 from autograder.authoring import nbgrader_config as cfg
 from autograder.outputs import class_report, page, report
-from autograder.pipeline import identity, intake
+from autograder.pipeline import classlist, identity, intake, late, lms_export
+from autograder.pipeline import course as course_file
 from autograder.sandbox import isolation as sandbox
 
 ROOT = cfg.ROOT
@@ -57,6 +60,10 @@ class Options:
     source_root: Path = asg.SOURCE
     #: False (--no-sandbox): no namespaces, no allow-list; the summary says so
     sandbox: bool = True
+    #: the course file (default: course.yml in the work folder, if there)
+    course: Path | None = None
+    #: the LMS's roster export (--roster): a Canvas gradebook or Moodle CSV
+    roster: Path | None = None
 
 
 #: the environment variable that holds the course secret (else a file)
@@ -223,6 +230,12 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
     )
     subs, problems = found.submissions, found.problems
     identity.write_roster(found.students, work / "roster.csv")
+    course, roster, setup = _course_and_roster(opts, work)
+    for p in setup:
+        print(f"error: {p}", file=sys.stderr)
+    problems += setup
+    classes = classlist.build(found.students, roster, course.students)
+    problems += classes.problems
     if opts.students:
         subs, missing = intake.select(subs, opts.students)
         problems += [f"--student {m}: no submission found" for m in missing]
@@ -237,9 +250,13 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
     with Book(db_url, cfg.COURSE_ID) as book:
         for name in sorted({s.assignment for s in subs}):
             book.register(*loaded[name])
+            book.set_duedate(name, course.due.get(name))
         todo = []
         for sub in subs:
-            digest = _digest(sub, specs[sub.assignment], version, limits_key)
+            lt = _late(sub, specs[sub.assignment], course, classes)
+            sub.late = lt
+            late_key = f"{lt.due}|{lt.penalty}"
+            digest = _digest(sub, specs[sub.assignment], version, limits_key + late_key)
             paths = _paths(work, sub.student, sub.assignment)
             fresh = (
                 not opts.force
@@ -276,16 +293,75 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
         scores = book.scores()
     for r in results:  # the gradebook's own total (manual grades included)
         r["gradebook_score"] = scores.get((r["assignment"], r["student"]))
-    report.grades_json(results, work / "grades.json")
+    tops = {r["assignment"]: float(r.get("max_score", 0.0)) for r in results}
+    for name in _run_assignments(opts, subs, course, names):
+        tops.setdefault(name, float(specs[name].max_score))
+    absent = lms_export.missing(results, classes, tops)
+    problems += lms_export.write(
+        work, results + absent, classes, tops, _canvas_ids(course, roster)
+    )
+    report.grades_json(results + absent, work / "grades.json")
     page_path = class_report.write(
         results, work, problems=problems, failed=run.get("failed", [])
     )
     print(f"class report: {page_path}", file=sys.stderr)
     run["seconds"] = time.monotonic() - start
-    text = report.summary_markdown(results, run=run, problems=problems)
+    text = report.summary_markdown(results + absent, run=run, problems=problems)
     report.write_summary(text, work / "summary.md")
     run.update(results=results, problems=problems, summary=text, work=str(work))
+    run.update(missing=absent, setup_problems=setup)
     return run
+
+
+def _course_and_roster(opts: Options, work: Path) -> tuple:
+    """The course file and the LMS roster; an unusable one is a problem, and
+    grading goes on without it."""
+    from autograder.outputs import lms
+
+    problems: list[str] = []
+    course = course_file.Course()
+    path = opts.course or work / course_file.FILE_NAME
+    if opts.course or path.is_file():
+        try:
+            course, found = course_file.load(path)
+            problems += [f"course file: {p}" for p in found]
+        except course_file.CourseError as exc:
+            problems.append(f"course file: {exc}; graded without due dates")
+    roster = None
+    if opts.roster:
+        try:
+            roster = lms.read_roster(opts.roster)
+        except lms.RosterError as exc:
+            problems.append(f"roster: {exc}; graded without it")
+    return course, roster, problems
+
+
+def _run_assignments(opts: Options, subs: list, course, names: list[str]) -> list:
+    """The assignments of this run: ``--assignment``, else those submitted
+    and those with a due date in the course file."""
+    if opts.assignment:
+        return [opts.assignment]
+    return sorted({s.assignment for s in subs} | (set(course.due) & set(names)))
+
+
+def _canvas_ids(course, roster) -> dict[str, str]:
+    """Canvas's assignment ids: from the roster export, then the course file."""
+    ids = dict(roster.assignments) if roster else {}
+    return ids | course.canvas_ids
+
+
+def _late(sub, spec, course, classes) -> late.Late:
+    """How late ``sub`` is, by the course file (:mod:`.late`)."""
+    due = course.due_for(sub.assignment, classes.names(sub.student))
+    when, source = late.submitted_at(sub.path, sub.timestamp)
+    return late.assess(
+        due=due,
+        submitted=when,
+        source=source,
+        rule=course.rule_for(sub.assignment),
+        max_score=float(spec.max_score),
+        marked_late=late.canvas_marked_late(sub.path, sub.file),
+    )
 
 
 def _digest(sub, spec, version: str, limits_key: str) -> str:
@@ -313,6 +389,8 @@ def _job(sub, opts: Options, secret: bytes | None = None) -> dict:
         "file": sub.file,
         "notes": sub.notes,
         "source": str(asg.source_path(sub.assignment, opts.source_root)),
+        # the feedback page shows it (capped at the raw score there)
+        "late_penalty": sub.late.penalty if sub.late else 0.0,
     }
 
 
@@ -337,7 +415,22 @@ def _finish(book, res: dict, sub, digest: str, paths: dict, run: dict) -> None:
     lite = {
         k: v for k, v in res.items() if k not in ("feedback_html", "autograded", "key")
     }
-    book.record(lite, digest, timestamp=_timestamp(sub.timestamp))
+    lt = sub.late or late.Late(None, None, "unknown", 0.0, 0.0, 0.0)
+    raw = float(lite.get("score") or 0.0)
+    applied, final = late.final(raw, lt.penalty)
+    lite.update(raw_score=raw, late_penalty=applied, score=final, late=lt.to_dict())
+    lite["messages"] = list(lite.get("messages", [])) + list(lt.notes)
+    book.record(
+        lite,
+        digest,
+        timestamp=_naive(lt.submitted) or _timestamp(sub.timestamp),
+        due=_naive(lt.due),
+    )
+
+
+def _naive(when):
+    """A UTC time as nbgrader stores it (naive, UTC); None stays None."""
+    return when.astimezone(late.UTC).replace(tzinfo=None) if when else None
 
 
 def _timestamp(text: str | None):

@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import stat
+import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ class Submission:
         timestamp: when it was submitted, if known (nbgrader's timestamp.txt).
         display_name: the student's name as the export writes it.
         lms_id: the LMS's id of the student (Canvas, Moodle), or ``""``.
+        late: how late it is (:class:`autograder.pipeline.late.Late`), once
+            the grading run has read the course file.
     """
 
     student: str
@@ -79,6 +82,7 @@ class Submission:
     timestamp: str | None = None
     display_name: str = ""
     lms_id: str = ""
+    late: object | None = None
 
 
 def safe_id(name: str) -> str:
@@ -116,6 +120,13 @@ def _extract(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with zf.open(info) as src, open(target, "wb") as out:
         shutil.copyfileobj(src, out, 1024 * 1024)
+    # the member's time, as unzip keeps it: the submission time where the
+    # export has no other (see autograder.pipeline.late)
+    try:
+        when = time.mktime((*info.date_time, 0, 0, -1))
+        os.utime(target, (when, when))
+    except (OverflowError, ValueError, OSError):
+        pass
 
 
 def _extract_all(zf: zipfile.ZipFile, archive: Path, dest: Path) -> list[str]:
@@ -432,7 +443,21 @@ def gather(src: Path, specs: dict, *, assignment: str | None, work: Path) -> Int
         subs += s
         problems += p
     kept = [st for key, st in students.items() if found[key]]
+    if not kept:
+        problems.append(unrecognized(src))
     return Intake(subs, problems, sorted(kept, key=lambda st: st.id))
+
+
+def unrecognized(src: Path) -> str:
+    """What to say when an export holds no notebook in a layout we know."""
+    entries = sorted(p.name for p in src.iterdir() if not p.name.startswith("."))
+    shown = ", ".join(entries[:6]) + (", ..." if len(entries) > 6 else "")
+    return (
+        f"{src.name}: no notebook in a layout the grader knows; expected one "
+        "folder per student (alice/batchnorm.ipynb), Canvas downloads "
+        "(<name>_<userid>_<submissionid>_<file>.ipynb) or Moodle folders "
+        f"(<Full Name>_<id>_assignsubmission_file_/); found: {shown or 'nothing'}"
+    )
 
 
 def _shown(path: Path, root: Path, label: str) -> str:

@@ -344,6 +344,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         assignment=spec.name,
         score=result["score"],
         max_score=spec.max_score,
+        late_penalty=min(float(job.get("late_penalty") or 0.0), result["score"]),
     )
     result["messages"] += cut
     result["timing"]["feedback"] = round(time.monotonic() - t2, 3)

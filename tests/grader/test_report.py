@@ -55,7 +55,7 @@ def test_summary_flags_what_needs_review():
     text = report.summary_markdown(
         [RESULT], run={"graded": 1, "jobs": 2}, problems=["x"]
     )
-    assert "| alice | batchnorm | 9 | 15 | yes |" in text
+    assert "| alice | batchnorm | 9 | 0 | 9 | 15 | yes |" in text  # raw, penalty, score
     assert "verified 1 (verified counts)" in text
     assert "monkeypatch" in text and "intake: x" in text
 
