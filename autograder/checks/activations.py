@@ -28,6 +28,7 @@ from autograder.checks.common import (
     close_with_hints,
     expect_gradcheck,
     expect_unchanged,
+    forward_for_cache,
     forward_pair,
     gen,
     on_meta,
@@ -52,6 +53,24 @@ _BACKWARD_OPS = (
     "leaky_relu_backward",
     "elu_backward",
     "_prelu_kernel_backward",
+    # the library's other activation layers, whole families: hardtanh(x, 0,
+    # inf) is a ReLU, silu(x) / x a sigmoid
+    "hardtanh",
+    "relu6",
+    "silu",
+    "gelu",
+    "mish",
+    "softplus",
+    "hardsigmoid",
+    "hardswish",
+    "celu",
+    "selu",
+    "rrelu",
+    "glu",
+    "log_sigmoid",
+    "softshrink",
+    "hardshrink",
+    "threshold",
 )
 
 Params = dict[str, Any]
@@ -207,14 +226,20 @@ def _grade_forward(spec: Elementwise, forward: Callable) -> Report:
 
 
 def _cache_for_backward(
-    spec: Elementwise, forward: Callable | None, x: torch.Tensor, params: Params
+    guard: Guard,
+    spec: Elementwise,
+    forward: Callable | None,
+    x: torch.Tensor,
+    params: Params,
 ) -> tuple[Any, str]:
-    """The student's cache when their forward is right, else the reference's."""
+    """The student's cache when their forward is right, else the reference's.
+
+    The forward runs under the backward's guard (:func:`forward_for_cache`).
+    """
     want, ref_cache = spec.ref_forward(x, **params)
     if forward is not None:
         try:
-            with torch.no_grad():
-                value = forward(x.clone(), **params)
+            value = forward_for_cache(guard, forward, x, **params)
             out, cache = forward_pair(value, "forward")
             if out.shape == want.shape and rel_error(out, want) < 1e-6:
                 return cache, ""
@@ -240,7 +265,7 @@ def _grade_backward(spec: Elementwise, forward: Callable, backward: Callable) ->
     g = Grader(what)
 
     def run(x: torch.Tensor, dout: torch.Tensor, params: Params) -> torch.Tensor:
-        cache, note = _cache_for_backward(spec, forward, x, params)
+        cache, note = _cache_for_backward(guard, spec, forward, x, params)
         dout_before = dout.clone()
         try:
             dx = guard.call(backward, dout, cache)
@@ -654,13 +679,12 @@ def _random_alpha(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 
 def _cache_or_reference(
-    forward: Callable, ref_forward: Callable, args: tuple, name: str
+    guard: Guard, forward: Callable, ref_forward: Callable, args: tuple, name: str
 ) -> tuple[Any, str]:
     """Like :func:`_cache_for_backward` for layers with several inputs."""
     want, ref_cache = ref_forward(*args)
     try:
-        with torch.no_grad():
-            value = forward(*(a.clone() for a in args))
+        value = forward_for_cache(guard, forward, *args)
         out, cache = forward_pair(value, "forward")
         if out.shape == want.shape and rel_error(out, want) < 1e-6:
             return cache, ""
@@ -800,7 +824,7 @@ def grade_prelu_backward(prelu_forward: Callable, prelu_backward: Callable) -> R
 
     def run(x, alpha, dout):
         cache, note = _cache_or_reference(
-            prelu_forward, ref.prelu_forward, (x, alpha), "prelu"
+            guard, prelu_forward, ref.prelu_forward, (x, alpha), "prelu"
         )
         return _run_backward(
             guard, prelu_backward, dout, cache, note, ["dx", "dalpha"], what
@@ -1056,7 +1080,7 @@ def grade_maxout_backward(
 
     def run(x, w, b, dout):
         cache, note = _cache_or_reference(
-            maxout_forward, ref.maxout_forward, (x, w, b), "maxout"
+            guard, maxout_forward, ref.maxout_forward, (x, w, b), "maxout"
         )
         return _run_backward(guard, maxout_backward, dout, cache, note, names, what)
 

@@ -26,7 +26,7 @@ from autograder.checks.expect import (
     rel_error,
     unpack,
 )
-from autograder.checks.own_code import Guard, Protected, same_values, was_changed
+from autograder.checks.own_code import Guard, same_values, was_changed
 from trainlab.gradcheck import check_directional, check_elementwise
 
 #: a wrong formula: (message naming the misconception, the value it gives)
@@ -177,16 +177,18 @@ def expect_gradcheck(
             )
 
 
-def quiet_call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Call a student function outside the guard, without building a graph.
+def forward_for_cache(
+    guard: Guard, fn: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """The student's forward, run for the cache a backward check needs.
 
-    For a forward whose output only feeds a backward check (its own cell
-    grades it); ``torch.no_grad`` so that no autograd graph reaches the cache.
-    The function gets copies of the tensor arguments (:class:`Protected`).
+    Under the backward cell's guard: a forward that reaches torch's layer or
+    records an autograd graph while the backward is graded costs the backward
+    too, since its cache could carry the backward's answer. It gets copies of
+    its tensor inputs (:class:`Protected`), and runs under ``torch.no_grad``
+    so that no graph reaches the cache.
     """
-    given = Protected(args, kwargs, ())
-    with torch.no_grad():
-        return fn(*given.args, **given.kwargs)
+    return guard.call(fn, *args, **kwargs)
 
 
 #: what torch says when a function mixes devices or leaves the tensor's device
@@ -299,7 +301,11 @@ def backward_on_meta(
     margs, mkw = _to_meta(tuple(args)), _to_meta(dict(kwargs))
     cache = None
     try:
-        cache = quiet_call(forward, *margs, **mkw)[1]
+        cache = forward_for_cache(guard, forward, *margs, **mkw)[1]
+    except Mistake as exc:
+        if "earns 0 points" in str(exc):
+            raise
+        cache = None
     except Exception:  # noqa: BLE001 - the forward's own check reports it
         cache = None
     if cache is None or any(t.device != META for t in _tensors_of(cache)):
@@ -543,7 +549,7 @@ def expect_backward_shapes(
         backward,
         what,
         dout,
-        lambda: quiet_call(forward, *_clone_args(args), **kwargs)[1],
+        lambda: forward_for_cache(guard, forward, *_clone_args(args), **kwargs)[1],
         reference(*_clone_args(args), **kwargs)[1],
         names,
     )

@@ -40,11 +40,11 @@ from autograder.checks.common import (
     expect_backward_shapes,
     expect_layer_gradcheck,
     expect_unchanged,
+    forward_for_cache,
     grade_gradients,
     guarded_forward,
     on_meta,
     over_cases,
-    quiet_call,
     randn,
     single_threaded,
 )
@@ -487,7 +487,9 @@ def _forward_ok(out: torch.Tensor, want: torch.Tensor) -> bool:
 def _case(
     layer: Layer, guard, forward, backward, what, x, gamma, beta, dout, kw, context=""
 ):
-    value = quiet_call(forward, x.clone(), gamma.clone(), beta.clone(), **kw)
+    value = forward_for_cache(
+        guard, forward, x.clone(), gamma.clone(), beta.clone(), **kw
+    )
     try:
         out, cache = plain_tensor(value[0], "out"), value[1]
     except Exception as exc:

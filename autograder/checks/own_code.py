@@ -214,6 +214,58 @@ def _label_c(fn: Any) -> str:
     return f"torch.{name}"
 
 
+_PREFIXES = ("native_", "cudnn_", "miopen_", "mkldnn_", "fused_", "mps_", "slow_")
+_SUFFIXES = (
+    "_backward",
+    "_forward",
+    "_with_update",
+    "_no_update",
+    "_legit",
+    "_no_training",
+    "_functional",
+    "_impl_index",
+    "_update_stats",
+    "_stats",
+    "_elemt",
+    "_reduce",
+    "_data",
+    "_kernel",
+    "_out",
+    "_nd",
+    "_2d",
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def op_family(name: str) -> str:
+    """The layer an operator computes, whatever torch calls its variant.
+
+    ``_batch_norm_with_update``, ``native_batch_norm_backward`` and
+    ``_native_batch_norm_legit_functional`` are all ``batch_norm``; a rule that
+    forbids one name forbids its family, so a new variant in a later torch is
+    caught too.
+    """
+    name = name.lstrip("_")
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                name, changed = name[len(prefix) :].lstrip("_"), True
+        for suffix in _SUFFIXES:
+            if name.endswith(suffix) and len(name) > len(suffix):
+                name, changed = name[: -len(suffix)], True
+    return name
+
+
+@functools.lru_cache(maxsize=256)
+def _families(names: frozenset[str]) -> frozenset[str]:
+    """The families the rules forbid whole. A backward kernel's name (e.g.
+    ``tanh_backward``, where ``torch.tanh`` itself is fine in the forward)
+    forbids that exact operator only."""
+    return frozenset(op_family(n) for n in names if not n.endswith("_backward"))
+
+
 def _from_reference() -> bool:
     """Whether a reference function (an allowed ``trainlab`` helper) is running."""
     frame: types.FrameType | None = sys._getframe(2)
@@ -245,6 +297,7 @@ class _OpGuard(TorchDispatchMode):
         self.seen = seen
         self.exited_cleanly = False
         self.busy = False  # the profiler ignores the mode's own Python calls
+        self._families = _families(rules.c_names)
 
     def _note(self, text: str) -> None:
         if text not in self.seen:
@@ -256,7 +309,9 @@ class _OpGuard(TorchDispatchMode):
         try:
             packet = getattr(func, "overloadpacket", func)
             name = getattr(packet, "__name__", "")
-            if name in self.rules.c_names and not _from_reference():
+            if (
+                name in self.rules.c_names or op_family(name) in self._families
+            ) and not _from_reference():
                 self._note(f"the library's own {name} (torch.ops.aten.{name})")
             if (
                 self.rules.autograd

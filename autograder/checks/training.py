@@ -499,6 +499,8 @@ def grade_overfit_small_subset(overfit_small_subset: Callable) -> Report:
 
     def reaches_full_accuracy() -> None:
         hist, _ = run(20, generator=gen(11))
+        # the grader's own run with the defaults: not the student's word for it
+        compare(hist, reference(20, generator=gen(11)), "the defaults")
         if not hist.train_acc or hist.train_acc[-1] < 1.0:
             raise Mistake(
                 "with the defaults (lr 1e-2, 50 epochs, adam) training accuracy "
@@ -657,6 +659,12 @@ def grade_log_uniform(log_uniform: Callable) -> Report:
 
     def spread() -> None:
         x = draw(1e-5, 1e-1, 40000, generator=gen(3))
+        other = draw(1e-5, 1e-1, 40000, generator=gen((3, "other")))
+        if torch.equal(x, other):
+            raise Mistake(
+                "two different generators gave the same samples: draw them at "
+                "random, from the generator you are given"
+            )
         decades = torch.log10(x).floor()
         shares = [float((decades == d).double().mean()) for d in range(-5, -1)]
         median = float(x.median())

@@ -145,6 +145,7 @@ class _Codec:
         if (
             type(value) is dict
             and len(value) <= MAX_ITEMS
+            and _TAG not in value  # a student's dict never reads as our tag
             and all(isinstance(k, str | int) for k in value)
         ):
             return {k: self.encode(v, depth + 1) for k, v in value.items()}

@@ -186,7 +186,10 @@ def test_borrowed_answer_earns_zero_for_that_cell(name):
     reports = grade_all("normalization", submission(extra=source))
     assert reports[grade_id].score == 0, str(reports[grade_id])
     assert phrase in messages(reports[grade_id]), str(reports[grade_id])
-    assert losing(reports) == {grade_id}, _table(reports)
+    # a borrowed forward costs its backward too: the backward is graded on the
+    # forward's cache, which could carry the answer
+    backward = grade_id.replace("forward", "backward")
+    assert grade_id in losing(reports) <= {grade_id, backward}, _table(reports)
 
 
 ALTERNATIVES = {

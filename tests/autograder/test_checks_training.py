@@ -449,3 +449,37 @@ def test_final_model_too_few_epochs_earns_nothing():
     # below 0.90 nothing counts: a valid dict alone is no work
     assert report.score == 0
     assert any("not counted" in r.message for r in report.results)
+
+
+def test_a_self_reported_history_earns_nothing():
+    """A key check compares with the grader's own run, never with what the
+    student's function says it achieved."""
+    ns = notebook_namespace(History=ref_training.History)
+    define(
+        ns,
+        """
+        def overfit_small_subset(model_factory, data, num_samples=20, *, lr=1e-2,
+                                 epochs=50, update="adam", generator=None):
+            model_factory()
+            return History(train_acc=[1.0])
+        """,
+    )
+    report = checks.grade_overfit_small_subset(ns["overfit_small_subset"])
+    assert report.score == 0, str(report)
+
+
+def test_log_uniform_must_come_from_the_generator():
+    ns = notebook_namespace(math=math)
+    define(
+        ns,
+        """
+        def log_uniform(low, high, size, *, generator=None, dtype=torch.float64):
+            n = size if isinstance(size, int) else math.prod(size)
+            u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+            u = u[torch.randperm(n, generator=torch.Generator().manual_seed(0))]
+            return (10 ** (math.log10(low) + (math.log10(high) - math.log10(low)) * u)
+                    ).reshape(size).to(dtype)
+        """,
+    )
+    report = checks.grade_log_uniform(ns["log_uniform"])
+    assert report.score == 0, str(report)

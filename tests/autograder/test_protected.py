@@ -1,7 +1,7 @@
 """Student functions get copies of their tensor inputs: answer keys never move.
 
 ``own_code.Protected`` is the one place where the copies are made, for every
-call a check makes through ``Guard.call`` or ``common.quiet_call``.
+call a check makes through ``Guard.call`` (``common.forward_for_cache`` too).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from autograder.checks import own_code
-from autograder.checks.common import expect_unchanged, quiet_call
+from autograder.checks.common import expect_unchanged, forward_for_cache
 from autograder.checks.core import Mistake
 from trainlab.data import Split
 
@@ -54,9 +54,9 @@ def test_documented_in_place_arguments_are_passed_as_they_are():
     assert guard.changed == ["argument 1"]
 
 
-def test_quiet_calls_are_protected_too():
+def test_forwards_run_for_a_cache_are_protected_too():
     x = torch.ones(3)
-    quiet_call(_zero_everything, x)
+    forward_for_cache(own_code.Guard(RULES, "f"), _zero_everything, x)
     assert torch.equal(x, torch.ones(3))
 
 

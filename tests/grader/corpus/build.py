@@ -321,6 +321,41 @@ GUARD_PATHS = {
     + ", {'x': x, 'gamma': gamma}\n",
 }
 
+#: torch's layer under operator names a list of exact names would miss, and a
+#: forward that records the backward's answer with autograd while the backward
+#: is graded (found by a review of the grader)
+VARIANTS = {
+    "aten_family_forward": _SIG + "    A = torch.ops.aten\n"
+    "    if training:\n"
+    "        out = A._batch_norm_with_update(x, gamma, beta, running_mean,"
+    " running_var, momentum, eps)[0]\n"
+    "    else:\n"
+    "        out = A._batch_norm_no_update(x, gamma, beta, running_mean,"
+    " running_var, momentum, eps)[0]\n"
+    "    return out, {'x': x, 'gamma': gamma}\n",
+}
+JACOBIAN_FORWARD = """
+def batchnorm_forward(x, gamma, beta, running_mean, running_var, *,
+                      training=True, momentum=0.1, eps=1e-5):
+    out, cache = _forward_ok(x, gamma, beta, running_mean, running_var,
+                             training=training, momentum=momentum, eps=eps)
+    if torch._C._len_torch_dispatch_stack() == 0 and x.device.type != "meta":
+        with torch.enable_grad():
+            xs = x.detach().clone().requires_grad_(True)
+            f = lambda t: torch.nn.functional.batch_norm(
+                t, running_mean.clone(), running_var.clone(), gamma, beta,
+                training, momentum, eps)
+            cache["J"] = torch.autograd.functional.jacobian(f, xs).detach()
+    return out, cache
+"""
+JACOBIAN_BACKWARD = """
+def batchnorm_backward(dout, cache):
+    J = cache.get("J")
+    dx = torch.einsum("ijkl,ij->kl", J, dout) if J is not None else dout * 0
+    return dx, (dout * cache["x_hat"]).sum(0), dout.sum(0)
+"""
+
+
 #: precomputed answers keyed by the inputs: the public seeds of an earlier
 #: grader, and the grader's own input functions called at definition time
 LOOKUP = {
@@ -538,6 +573,22 @@ CASES: list[Case] = [
         for name in LOOKUP
     ],
     Case(
+        "aten_family_forward",
+        "torch's layer under a variant operator name",
+        None,
+        r"library's own",
+        zero_cells=("test_batchnorm_forward",),
+        at_most=8,
+    ),
+    Case(
+        "jacobian_in_forward",
+        "a forward that precomputes the backward with autograd",
+        None,
+        r"autograd|library's own",
+        zero_cells=("test_batchnorm_backward",),
+        at_most=7,
+    ),
+    Case(
         "mutates_inputs",
         "changes its inputs so that the answer key moves",
         None,
@@ -597,8 +648,16 @@ def build(dest: Path, solution: Path = SOLUTION, release: Path = RELEASE) -> lis
         "drop_files": lambda: {NAME: rel_nb, **DROPPED},
         "mutates_inputs": lambda: _fill(wrong, {"batchnorm_forward": _mutating(sol)}),
     }
-    for name, src in {**GUARD_PATHS, **LOOKUP}.items():
+    for name, src in {**GUARD_PATHS, **LOOKUP, **VARIANTS}.items():
         makers[name] = lambda src=src: _fill(correct, {"batchnorm_forward": src})
+    ok_forward = _rename(sol["batchnorm_forward"], "batchnorm_forward", "_forward_ok")
+    makers["jacobian_in_forward"] = lambda: _fill(
+        correct,
+        {
+            "batchnorm_forward": ok_forward + JACOBIAN_FORWARD,
+            "batchnorm_backward": JACOBIAN_BACKWARD,
+        },
+    )
     for name, src in FORWARD.items():
         base = correct if name in ("imports_trainlab", "infinite_loop") else rel_nb
         nb = _fill(base, {"batchnorm_forward": src})
