@@ -29,7 +29,18 @@ from nbformat import NotebookNode
 from autograder.authoring import nbgrader_config
 
 ROOT = nbgrader_config.ROOT
-SOURCE = ROOT / "solutions"
+#: the source notebooks where the course is installed (``pip install``): the
+#: wheel carries solutions/ as the package ``autograder.assignments``
+PACKAGED = Path(__file__).resolve().parents[1] / "assignments"
+
+
+def default_source() -> Path:
+    """The folder of the source notebooks: ``solutions/`` in a clone, else the
+    copy installed with the package."""
+    return ROOT / "solutions" if nbgrader_config.is_checkout() else PACKAGED
+
+
+SOURCE = default_source()
 HIDDEN = re.compile(r"BEGIN HIDDEN TESTS.*?END HIDDEN TESTS", re.S)
 #: a hidden-test region as nbgrader's ClearHiddenTests removes it (whole lines)
 HIDDEN_BLOCK = re.compile(r"[^\n]*BEGIN HIDDEN TESTS.*?END HIDDEN TESTS[^\n]*\n?", re.S)

@@ -9,6 +9,9 @@
 2. ``nbgrader generate_assignment`` (with ``autograder/authoring/nbgrader_config.py``)
    makes the student version ``notebooks/<name>/<name>.ipynb`` and records the
    assignment in the gradebook under ``grading/``.
+3. Every notebook's first cell is the install cell, the student notebooks link
+   to the published book, and ``notebooks/README.md`` says where to start
+   (:mod:`autograder.authoring.student_cells`).
 
 Usage::
 
@@ -41,11 +44,12 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.authoring import nbgrader_config
+from autograder.authoring import nbgrader_config, student_cells
 
 ROOT = nbgrader_config.ROOT
 SOURCE = ROOT / "solutions"
 RELEASE = ROOT / "notebooks"
+LANDING = "README.md"  # notebooks/README.md, where the lab opens
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -259,6 +263,7 @@ def _normalize_release(path: Path) -> None:
     """Make a release notebook byte-stable (nbgrader keeps our metadata)."""
     nb = nbformat.read(path, as_version=4)
     nb.metadata = nbformat.from_dict(NOTEBOOK_METADATA)
+    student_cells.book_links(nb, student_cells.course(ROOT))
     path.write_text(notebook_text(nb), encoding="utf-8")
 
 
@@ -277,11 +282,26 @@ def build(names: Sequence[str], out: Path, *, db_url: str | None) -> None:
         dst = out / "solutions" / name
         shutil.copytree(src_dir, dst, ignore=IGNORED)
         for path in sorted(dst.glob("*.ipynb")):
-            nb = nbformat.read(path, as_version=4)
-            path.write_text(notebook_text(refresh_source(nb, name)), encoding="utf-8")
+            nb = refresh_source(nbformat.read(path, as_version=4), name)
+            student_cells.with_install_cell(nb, student_cells.course(ROOT))
+            path.write_text(notebook_text(nb), encoding="utf-8")
         _run_nbgrader(out, name, db_url)
         for path in sorted((out / "notebooks" / name).glob("*.ipynb")):
             _normalize_release(path)
+    landing = student_cells.landing_page(discover(), student_cells.course(ROOT))
+    (out / "notebooks").mkdir(parents=True, exist_ok=True)
+    (out / "notebooks" / LANDING).write_text(landing, encoding="utf-8")
+
+
+def _compare_landing(out: Path) -> list[str]:
+    """notebooks/README.md against a fresh generation."""
+    fresh = (out / "notebooks" / LANDING).read_text(encoding="utf-8")
+    committed = RELEASE / LANDING
+    if not committed.is_file():
+        return [f"notebooks/{LANDING}: missing (a fresh generation creates it)"]
+    if committed.read_text(encoding="utf-8") != fresh:
+        return [f"notebooks/{LANDING}: differs from a fresh generation"]
+    return []
 
 
 def _files(folder: Path) -> dict[str, Path]:
@@ -356,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for name in names:
                     problems += compare(out / "solutions" / name, SOURCE / name)
                     problems += compare(out / "notebooks" / name, RELEASE / name)
+                problems += _compare_landing(out)
                 if problems:
                     print("\n".join(problems))
                     print(
@@ -372,6 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _replace_folder(out / "solutions" / name, SOURCE / name)
                 _replace_folder(out / "notebooks" / name, RELEASE / name)
                 print(f"generated solutions/{name} and notebooks/{name}")
+            shutil.copyfile(out / "notebooks" / LANDING, RELEASE / LANDING)
     except GenerateError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

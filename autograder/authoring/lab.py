@@ -88,6 +88,8 @@ def lab_command(
         "--ServerApp.port_retries=0",
         f"--ServerApp.open_browser={open_browser}",
     ]
+    if (Path(notebook_dir) / "README.md").is_file():  # the landing: where to start
+        cmd.append("--LabApp.default_url=/lab/tree/README.md")
     if token is not None:
         cmd.append(f"--IdentityProvider.token={token}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:

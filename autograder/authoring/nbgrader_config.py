@@ -22,10 +22,21 @@ ROOT = Path(__file__).resolve().parents[2]
 COURSE_ID = "training-nn-1"
 
 
+def is_checkout(root: Path = ROOT) -> bool:
+    """True in a clone of the course (``pyproject.toml`` and ``solutions/`` at the
+    root), False where the course is installed as a package (site-packages)."""
+    return (root / "pyproject.toml").is_file() and (root / "solutions").is_dir()
+
+
 def grading_dir() -> Path:
-    """The working folder for grading (``grading/`` unless configured)."""
+    """The working folder for grading (``grading/`` unless configured).
+
+    A relative ``TRAINLAB_GRADING_DIR`` is taken from the repository root in a
+    clone, and from the current folder where the course is installed.
+    """
     path = Path(os.environ.get("TRAINLAB_GRADING_DIR", "grading"))
-    return path if path.is_absolute() else ROOT / path
+    base = ROOT if is_checkout() else Path.cwd()
+    return path if path.is_absolute() else base / path
 
 
 def db_url() -> str:

@@ -21,6 +21,7 @@ import json
 import os
 from pathlib import Path
 
+from autograder.outputs import mistakes
 from autograder.outputs.sanitize import markdown as md
 from autograder.outputs.sanitize import one_line, terminal
 from autograder.sandbox import isolation as sandbox
@@ -156,9 +157,12 @@ def check_table(result: dict) -> str:
             out.append("  ".join("-" * w for w in widths))
     details = []
     for gid, c in result.get("cells", {}).items():
-        if not c.get("manual") and c["score"] < c["max_score"] and c.get("problems"):
-            details.append(f"\n{gid}:")
-            details += [f"  {line}" for line in c["problems"].splitlines()]
+        if c.get("manual") or c["score"] >= c["max_score"]:
+            continue
+        found = mistakes.failed_checks(c)
+        if found:
+            details.append(f"\n{gid} ({_fmt(c['score'])}/{_fmt(c['max_score'])}):")
+            details += [f"  {line}" for line in found]
     notes = [f"note: {m}" for m in result.get("messages", [])]
     manual = [g for g, c in result.get("cells", {}).items() if c.get("manual")]
     if manual:
@@ -195,7 +199,7 @@ def classroom_payload(result: dict) -> dict:
                 "status": "pass" if c["score"] >= c["max_score"] else "fail",
                 "score": c["score"],
                 "max_score": c["max_score"],
-                "message": terminal(c.get("problems", "") or ""),
+                "message": terminal(mistakes.cell_message(c)),
                 "line_no": 0,
                 "execution_time": "",
             }

@@ -444,6 +444,30 @@ def _timestamp(text: str | None):
         return None
 
 
+def _assignment_of(path: Path, names: list[str], source_root: Path) -> str:
+    """The assignment a notebook belongs to: by its file name, else its cells.
+
+    Raises:
+        ValueError: neither tells; the message lists the known assignments.
+    """
+    if path.stem in names:
+        return path.stem
+    loaded = _load_specs(names, source_root)
+    subs, _ = intake._from_files(
+        "student",
+        [(path, path.name)],
+        {n: s for n, (s, _) in loaded.items()},
+        None,
+    )
+    if not subs:
+        raise ValueError(
+            f"{path.name} is not a notebook of a known assignment (neither its "
+            "name nor its cells match one). The assignments are: "
+            f"{', '.join(names)}. Pass one with --assignment NAME."
+        )
+    return subs[0].assignment
+
+
 def check_notebook(
     path: Path,
     *,
@@ -462,26 +486,19 @@ def check_notebook(
 
     limits = limits or sandbox.Limits()
     names = asg.available(source_root)
+    if not names:
+        raise ValueError(
+            f"no assignments found in {source_root}: this install of the course "
+            "has no assignment data; reinstall it with its student extra "
+            '(pip install "trainlab[student]", see the README)'
+        )
     if assignment_name is None:
-        stem = path.stem
-        if stem in names:
-            assignment_name = stem
-        else:
-            loaded = _load_specs(names, source_root)
-            subs, _ = intake._from_files(
-                "student",
-                [(path, path.name)],
-                {n: s for n, (s, _) in loaded.items()},
-                None,
-            )
-            if not subs:
-                raise ValueError(
-                    f"cannot tell which assignment {path.name} belongs to; "
-                    f"pass --assignment (one of {', '.join(names)})"
-                )
-            assignment_name = subs[0].assignment
+        assignment_name = _assignment_of(path, names, source_root)
     if assignment_name not in names:
-        raise ValueError(f"unknown assignment {assignment_name!r}")
+        raise ValueError(
+            f"unknown assignment {assignment_name!r}; the assignments are: "
+            f"{', '.join(names)}"
+        )
     spec, _ = asg.load(assignment_name, source_root)
     nb, why = intake.read_notebook(path, limits.notebook_mb)
     if nb is None:  # nothing to run: no need for a worker

@@ -11,7 +11,8 @@ work in. A chapter names its assignment in its front matter::
 
 and this extension rewrites that page's launch links to open
 ``notebooks/<assignment>/<assignment>.ipynb``, the student notebook, instead.
-Pages without an assignment get no launch buttons.
+Pages without an assignment get no launch buttons, and a button without a
+target (its service's URL left empty in ``_config.yml``) is left out.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def retarget_launch_buttons(
         )
     source = _page_source(app, pagename)
     for group in groups:
+        group["buttons"] = [b for b in group.get("buttons", []) if b.get("url", "x")]
         for button in group.get("buttons", []):
             if button.get("type") == "link":
                 url = button["url"]

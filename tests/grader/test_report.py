@@ -88,3 +88,26 @@ def test_feedback_hides_hidden_tests(bn_spec):
     for line in bn_spec.hidden_lines:
         assert line not in text, f"hidden test line in the feedback: {line!r}"
     assert "BEGIN HIDDEN TESTS" not in text
+
+
+def test_check_table_names_each_failed_check_and_the_likely_mistake_once():
+    cell = {
+        "score": 0.0,
+        "max_score": 4.0,
+        "report": "f: 0 / 4 points\n"
+        "  [FAIL]     0/2  centered differences\n"
+        "           grad does not match: yours 6.9, expected 6.8\n"
+        "           Likely mistake: a one-sided difference\n"
+        "  [FAIL]     0/2  a larger input\n"
+        "           grad does not match: yours 1.1, expected 1.0\n"
+        "           Likely mistake: a one-sided difference\n"
+        "  [PASS]     0/0  shapes\n",
+        "problems": "[FAIL]  0/2  centered differences\n[FAIL]  0/2  a larger input",
+    }
+    result = {"score": 0.0, "max_score": 4.0, "cells": {"test_f": cell}}
+    text = report.check_table(result)
+    assert "- centered differences (0/2): grad does not match: yours 6.9" in text
+    assert "- a larger input (0/2)" in text and "shapes" not in text
+    assert text.count("Likely mistake: a one-sided difference") == 1
+    (test,) = report.classroom_payload(result)["tests"]
+    assert "Likely mistake" in test["message"] and "yours 6.9" in test["message"]
