@@ -31,6 +31,11 @@ FOLDERS = {
     LONG + "Segunda": RELEASE,
     "Full Name_12345_assignsubmission_file_": SOLUTION,
     "alice": RELEASE,
+    # shell metacharacters, and what a spreadsheet or a command line would read
+    "$(whoami); ls `id` | x": SOLUTION,
+    "-rf": RELEASE,
+    "=SUM(A1)": SOLUTION,
+    "@bob": RELEASE,
 }
 #: Canvas downloads: two users named smithjane, and the names above
 CANVAS = {
@@ -270,7 +275,10 @@ def test_colliding_names_are_graded_apart(tmp_path, bn_spec):
         expect = full if notebook == SOLUTION else 0.0
         assert scores[by_name[who]["id"]] == expect, who
     grades_csv = {r["student_id"] for r in csv.DictReader(open(work / "grades.csv"))}
-    assert grades_csv == set(scores)
+    # a cell that a spreadsheet would read as a formula carries a leading quote
+    # (an id never starts with one: identity escapes it)
+    assert {c.removeprefix("'") for c in grades_csv} == set(scores)
+    assert all(not c.startswith(("=", "+", "-", "@")) for c in grades_csv)
     for sid in scores:
         assert (work / "feedback" / sid / "batchnorm" / "batchnorm.html").is_file()
 
