@@ -98,3 +98,56 @@ def test_printed_outputs_fit_the_page(built_site: Path):
         f"printed lines longer than {width} characters get a scroll bar; "
         f"shorten what the cell prints: {too_long}"
     )
+
+
+IMG_TAG = re.compile(r"<img\b[^>]*>", re.IGNORECASE)
+ATTR = r'\b{}\s*=\s*"([^"]*)"'
+# alt text that only repeats a file name or a content hash (myst-nb's default)
+FILE_LIKE = re.compile(
+    r"(?:^|/)[0-9a-f]{16,}(?:\.\w+)?$|\.(?:png|jpe?g|gif|svg|webp)$", re.IGNORECASE
+)
+
+
+def _attr(tag: str, name: str) -> str | None:
+    m = re.search(ATTR.format(name), tag)
+    return html.unescape(m.group(1)) if m else None
+
+
+def test_every_image_has_alt_text(built_site: Path):
+    offenders = []
+    for page in sorted(built_site.rglob("*.html")):
+        for tag in IMG_TAG.findall(page.read_text(errors="replace")):
+            alt = (_attr(tag, "alt") or "").strip()
+            if not alt or FILE_LIKE.search(alt):
+                src = _attr(tag, "src")
+                offenders.append(f"{page.relative_to(built_site)}: {src} alt={alt!r}")
+    assert not offenders, (
+        "images without a description a screen reader can read out; give the "
+        "figure cell `mystnb: image: alt:` metadata:\n" + "\n".join(offenders[:20])
+    )
+
+
+FIGURE = re.compile(r"<figure\b.*?</figure>", re.IGNORECASE | re.DOTALL)
+CAPTION_NUMBER = re.compile(r'class="caption-number">\s*Fig\.\s*\d+')
+CAPTION_TEXT = re.compile(r'class="caption-text">\s*([^<\s][^<]*)')
+
+
+@pytest.mark.parametrize("docname", list(CHAPTERS))
+def test_every_computed_figure_is_numbered_with_a_caption(
+    built_site: Path, docname: str
+):
+    source = (built_site / f"{docname}.html").read_text()
+    computed = [t for t in IMG_TAG.findall(source) if "/_images/" in t]
+    captioned = [
+        t
+        for block in FIGURE.findall(source)
+        if CAPTION_NUMBER.search(block) and CAPTION_TEXT.search(block)
+        for t in IMG_TAG.findall(block)
+        if "/_images/" in t
+    ]
+    assert computed, f"{docname}.html has no computed figure"
+    assert len(captioned) == len(computed), (
+        f"{docname}.html: {len(computed) - len(captioned)} of {len(computed)} "
+        "figures have no numbered caption; give the figure cell `mystnb: figure: "
+        "name:` and `caption:` metadata"
+    )
