@@ -197,6 +197,8 @@ def load(name: str, root: Path = SOURCE) -> tuple[Assignment, NotebookNode]:
             visible[gid] = HIDDEN_BLOCK.sub("", cell.source)
             for block in HIDDEN.findall(cell.source):
                 hidden += [ln.strip() for ln in block.splitlines()[1:-1] if ln.strip()]
+        elif gid == "install":
+            continue  # the student's own set-up: not needed where grading runs
         elif meta.get("locked") and not meta.get("solution") and not solutions:
             setup.append(cell.source)
     spec = Assignment(

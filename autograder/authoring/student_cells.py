@@ -115,7 +115,21 @@ def install_cell(c: Course) -> nbformat.NotebookNode:
     """The generated first cell of a notebook (id ``install``)."""
     cell = nbformat.v4.new_code_cell(install_source(c))
     cell.id = INSTALL_CELL_ID
-    cell.metadata = nbformat.from_dict({"trainlab": {"generated": "install"}})
+    # locked, so that nbgrader keeps it as the course wrote it (a checksummed
+    # instructor cell, which the static scans know as unchanged)
+    cell.metadata = nbformat.from_dict(
+        {
+            "trainlab": {"generated": "install"},
+            "nbgrader": {
+                "grade": False,
+                "grade_id": "install",
+                "locked": True,
+                "schema_version": 3,
+                "solution": False,
+                "task": False,
+            },
+        }
+    )
     return cell
 
 

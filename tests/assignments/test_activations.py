@@ -183,8 +183,15 @@ def test_wrong_submission_end_to_end_loses_only_its_cells():
     scores, _ = run_submission(NAME, wrong)
     points = autograded_points(NAME)
     lost = {g for g, (p, m) in scores.items() if p < m}
-    assert lost == {"test_relu_backward", "test_sigmoid_forward"}, scores
-    assert scores["test_sigmoid_forward"][0] == 0  # torch.sigmoid: the cell earns 0
+    # torch.sigmoid in the forward: its cell earns 0, and so does the backward,
+    # which is graded on that forward's cache (it could carry the answer)
+    assert lost == {
+        "test_relu_backward",
+        "test_sigmoid_forward",
+        "test_sigmoid_backward",
+    }, scores
+    assert scores["test_sigmoid_forward"][0] == 0
+    assert scores["test_sigmoid_backward"][0] == 0
     assert 0 < scores["test_relu_backward"][0] < points["test_relu_backward"]
 
 

@@ -173,7 +173,9 @@ def test_notebook_runs_a_cell_in_the_browser(lab, browser):
         # the kernel is ready when the status bar says so
         page.get_by_text(re.compile(r"\| Idle")).first.wait_for(timeout=120_000)
         page.screenshot(path=str(SCREENSHOTS / "opened.png"))
-        setup = page.locator(".jp-Notebook .jp-CodeCell").first
+        # the first code cell is the generated install cell (quiet where the
+        # course is installed); the setup cell comes next
+        setup = page.locator(".jp-Notebook .jp-CodeCell").nth(1)
         setup.locator(".jp-InputPrompt").first.click()  # select it (command mode)
         page.keyboard.press("Shift+Enter")
         page.wait_for_function(

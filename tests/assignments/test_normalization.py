@@ -68,8 +68,14 @@ def test_mistake_borrowed_answer_and_other_correct_code_end_to_end():
             "layernorm_forward": borrowed,
             "instancenorm_forward": loops,
         },
-        losing={"test_groupnorm_forward", "test_layernorm_forward"},
-        zero={"test_layernorm_forward"},
+        # the borrowed forward costs its backward too: the backward is graded
+        # on the forward's cache, which could carry the answer
+        losing={
+            "test_groupnorm_forward",
+            "test_layernorm_forward",
+            "test_layernorm_backward",
+        },
+        zero={"test_layernorm_forward", "test_layernorm_backward"},
         phrases={
             "test_groupnorm_forward": "the groups look interleaved",
             "test_layernorm_forward": "torch.nn.functional",
