@@ -167,6 +167,7 @@ def _codes(code: types.CodeType):
 
 
 _SCANNED: set[str] = set()
+_SEEN_COUNT = [0]
 
 
 def refresh_reference() -> None:
@@ -175,6 +176,9 @@ def refresh_reference() -> None:
     Called where no student code has run in this process yet (the runner's
     start) or where none ever runs (the verifier's :meth:`Guard.call`).
     """
+    if len(sys.modules) == _SEEN_COUNT[0]:
+        return  # nothing imported since the last scan
+    _SEEN_COUNT[0] = len(sys.modules)
     for name, module in list(sys.modules.items()):
         if name.split(".")[0] != "trainlab" or module is None or name in _SCANNED:
             continue

@@ -8,10 +8,13 @@ the square of the length). So the feedback page is rendered:
    :data:`MAX_CELL_CHARS` of each cell's source, :data:`MAX_OUTPUT_CHARS` of
    each output and :data:`MAX_PAGE_CHARS` in all; what was cut is said in a
    note at the top of the page;
-2. in a forked child given :data:`RENDER_SECONDS` (:func:`render`); a child
-   that takes longer, or writes more than :data:`MAX_HTML_BYTES`, is killed,
-   and the page is then written as plain text (:func:`plain_page`: linear,
-   no Markdown, no highlighting), with a note saying so.
+2. a small page (every cell under :data:`SMALL_CELL_CHARS`, all under
+   :data:`SMALL_PAGE_CHARS`) in the worker itself, its cost bounded by its
+   size; any other in a forked child given :data:`RENDER_SECONDS`
+   (:func:`render`); a child that takes longer, or writes more than
+   :data:`MAX_HTML_BYTES`, is killed, and the page is then written as plain
+   text (:func:`plain_page`: linear, no Markdown, no highlighting), with a note
+   saying so.
 
 The notes are returned too, for the result's messages (and so the summary).
 """
@@ -175,6 +178,36 @@ def plain_page(
     return page.assemble("".join(parts))
 
 
+#: a page this small renders in the worker itself: the worst Markdown of these
+#: sizes costs well under a second a cell and a few seconds in all (the cost
+#: grows with the square of a cell's length), so no child and no timer is needed
+SMALL_CELL_CHARS = 8_000
+SMALL_PAGE_CHARS = 60_000
+
+
+def _text_size(cell: NotebookNode) -> tuple[int, int]:
+    """(the largest piece, all) of a cell's source and text outputs, in characters."""
+    pieces = [len(str(cell.get("source", "")))]
+    for out in cell.get("outputs", []):
+        for key in ("text", "evalue"):
+            if key in out:
+                pieces.append(len(str(out[key])))
+        for value in out.get("data", {}).values():
+            pieces.append(len(value) if isinstance(value, str) else len(str(value)))
+    return max(pieces), sum(pieces)
+
+
+def small(nb: NotebookNode) -> bool:
+    """Whether every cell and the whole page are under the in-worker sizes."""
+    total = 0
+    for cell in nb.cells:
+        largest, size = _text_size(cell)
+        if largest > SMALL_CELL_CHARS:
+            return False
+        total += size
+    return total <= SMALL_PAGE_CHARS
+
+
 def render(
     fb: NotebookNode,
     *,
@@ -196,8 +229,8 @@ def render(
     if notes:
         text = "**Feedback shortened.** " + "; ".join(n for n in notes) + "."
         fb.cells.insert(0, nbformat.v4.new_markdown_cell(text))
-    html, why = _in_child(
-        lambda: render_html(
+    def draw() -> str:
+        return render_html(
             fb,
             notebook=notebook,
             student=student,
@@ -205,9 +238,12 @@ def render(
             score=score,
             max_score=max_score,
             late_penalty=late_penalty,
-        ),
-        seconds,
-    )
+        )
+
+    if small(fb):  # bounded by its size: no child needed
+        html, why = draw(), ""
+    else:
+        html, why = _in_child(draw, seconds)
     if html is None:
         notes.append(
             f"feedback page: rendering stopped ({why}); the page shows the "

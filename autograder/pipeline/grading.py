@@ -214,9 +214,29 @@ def grade_folder(opts: Options) -> dict:
         pool.close()
 
 
+def _prefetch_plotting() -> None:
+    """Import matplotlib for the class report while the workers grade.
+
+    The import takes about a second; the grading process mostly waits for its
+    workers meanwhile, so a thread does it then rather than after the last
+    submission.
+    """
+    import threading
+
+    def load() -> None:
+        import contextlib
+
+        with contextlib.suppress(Exception):
+            import matplotlib.backends.backend_agg  # noqa: F401
+            import matplotlib.figure  # noqa: F401
+
+    threading.Thread(target=load, name="prefetch-matplotlib", daemon=True).start()
+
+
 def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
     from autograder.outputs.gradebook import Book
 
+    _prefetch_plotting()
     names = asg.available(opts.source_root)
     if opts.assignment and opts.assignment not in names:
         known = ", ".join(names) or "none"
