@@ -229,6 +229,7 @@ def render(
     if notes:
         text = "**Feedback shortened.** " + "; ".join(n for n in notes) + "."
         fb.cells.insert(0, nbformat.v4.new_markdown_cell(text))
+
     def draw() -> str:
         return render_html(
             fb,
