@@ -651,7 +651,6 @@ def _grade_backward(
         )
         expect_layer_gradcheck(
             reference=ref.batchnorm_forward,
-            forward=forward,
             args=(x, gamma, beta, rm, rv),
             kwargs={},
             diff=(0, 1, 2),
@@ -1060,7 +1059,6 @@ def grade_spatial_batchnorm_backward(
         dx, dgamma, dbeta = case(x, gamma, beta, rm, rv, dout, context="x (3, 4, 3, 2)")
         expect_layer_gradcheck(
             reference=ref_spatial.spatial_batchnorm_forward,
-            forward=fwd,
             args=(x, gamma, beta, rm, rv),
             kwargs={},
             diff=(0, 1, 2),

@@ -512,13 +512,11 @@ def expect_layer_gradcheck(
     dout: torch.Tensor,
     grads: Sequence[torch.Tensor],
     names: Sequence[str],
-    forward: Callable[..., Any] | None = None,
 ) -> None:
     """Gradient checks of ``grads`` (float64), elementwise and directional.
 
     Always against the ``reference`` forward: finite differences of the true
-    layer. (``forward``, the student's, is accepted for compatibility and
-    never used: a gradient is right only as the gradient of the true layer.)
+    layer, since a gradient is right only as the gradient of the true layer.
     """
     for i, grad, name in zip(diff, grads, names, strict=True):
         f = own_forward_function(reference, args, kwargs, i)

@@ -591,7 +591,6 @@ def _grade_backward(
 
         expect_layer_gradcheck(
             reference=layer.ref_forward,
-            forward=forward,
             args=(x, gamma, beta),
             kwargs=kw,
             diff=(0, 1, 2),
