@@ -12,9 +12,10 @@ the square of the length). So the feedback page is rendered:
    :data:`SMALL_PAGE_CHARS`) in the worker itself, its cost bounded by its
    size; any other in a forked child given :data:`RENDER_SECONDS`
    (:func:`render`); a child that takes longer, or writes more than
-   :data:`MAX_HTML_BYTES`, is killed, and the page is then written as plain
-   text (:func:`plain_page`: linear, no Markdown, no highlighting), with a note
-   saying so.
+   :data:`MAX_HTML_BYTES`, or needs more than :data:`RENDER_MEMORY_BYTES` of
+   memory beyond what the worker holds, is stopped, and the page is then
+   written as plain text (:func:`plain_page`: linear, no Markdown, no
+   highlighting), with a note saying so.
 
 The notes are returned too, for the result's messages (and so the summary).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import html as html_lib
 import os
+import resource
 import select
 import signal
 import time
@@ -38,6 +40,11 @@ MAX_CELL_CHARS = 100_000
 MAX_OUTPUT_CHARS = 2_000_000  # an embedded image is base64 text
 MAX_PAGE_CHARS = 8_000_000
 MAX_HTML_BYTES = 32 * 2**20
+#: address space a render child may take beyond the worker's own (torch's
+#: mappings included in that): a page that needs more is written as plain text
+RENDER_MEMORY_BYTES = 2 * 2**30
+#: the exit status of a render child that ran out of its memory
+_OUT_OF_MEMORY = 3
 
 
 def _kb(n: int) -> str:
@@ -103,18 +110,35 @@ def cap(nb: NotebookNode) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def _in_child(make: Callable[[], str], seconds: float) -> tuple[str | None, str]:
-    """``make()`` run in a forked child for at most ``seconds``: (html, why not)."""
+def _limit_memory(extra: int) -> None:
+    """Cap this process's address space at its current size plus ``extra`` bytes."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[0])
+    limit = pages * os.sysconf("SC_PAGE_SIZE") + extra
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+def _in_child(
+    make: Callable[[], str], seconds: float, memory: int = RENDER_MEMORY_BYTES
+) -> tuple[str | None, str]:
+    """``make()`` run in a forked child for at most ``seconds`` and ``memory``
+    bytes beyond the worker's size: (html, why not)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: render, write, leave without cleanup
         code = 1
         try:
             os.close(r)
+            _limit_memory(memory)
             data = make().encode()
             with os.fdopen(w, "wb") as f:
                 f.write(data)
             code = 0
+        except MemoryError:
+            code = _OUT_OF_MEMORY
         finally:
             os._exit(code)
     os.close(w)
@@ -145,6 +169,8 @@ def _in_child(make: Callable[[], str], seconds: float) -> tuple[str | None, str]
         _, status = os.waitpid(pid, 0)
     if why:
         return None, why
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == _OUT_OF_MEMORY:
+        return None, f"it needed more than {memory // 2**20} MB of memory"
     if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
         return None, "rendering failed"
     return b"".join(chunks).decode(), ""

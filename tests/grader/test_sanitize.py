@@ -175,3 +175,13 @@ def test_huge_outputs_are_cut_with_a_note():
     html, notes = _page(_notebook(code))
     assert any("an output was cut" in n for n in notes), notes
     assert len(html) < 4 * 10**6 and "Feedback shortened" in html
+
+
+def test_a_render_that_needs_too_much_memory_is_stopped():
+    def greedy() -> str:
+        return "x" * (3 * 2**30)  # 3 GB beyond the worker's size
+
+    html, why = bounded._in_child(greedy, 10, memory=256 * 2**20)
+    assert html is None and why == "it needed more than 256 MB of memory"
+    html, why = bounded._in_child(lambda: "<p>ok</p>", 10, memory=256 * 2**20)
+    assert (html, why) == ("<p>ok</p>", "")
