@@ -69,10 +69,10 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check src tests autograder benchmarks
+	$(PY) -m ruff format --check src tests autograder benchmarks deploy
 
 format: $(STAMP)
-	$(PY) -m ruff format src tests autograder benchmarks
+	$(PY) -m ruff format src tests autograder benchmarks deploy
 	$(PY) -m ruff check --fix .
 
 lab: $(STAMP)

@@ -81,5 +81,16 @@ def configure(c) -> None:
     }
 
 
+def ensure_grading_dir() -> None:
+    """Create the grading folder where the gradebook is its SQLite file, so that
+    nbgrader's own commands (``collect``) can open it in a fresh clone."""
+    if "TRAINLAB_DB_URL" not in os.environ:
+        try:
+            grading_dir().mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # read-only: nbgrader says it cannot open the gradebook
+
+
 if "get_config" in globals():  # loaded by nbgrader/traitlets as a config file
     configure(get_config())  # noqa: F821
+    ensure_grading_dir()

@@ -74,7 +74,7 @@ def start(folder: Path, users: str, timeout: float = 90) -> Hub:
     port = free_port()
     marker = secrets.token_hex(8)
     password = secrets.token_urlsafe(16)
-    for sub in ("state", "homes", "exchange", "grading"):
+    for sub in ("state", "homes", "exchange"):  # grading/: nbgrader makes it
         (folder / sub).mkdir(parents=True, exist_ok=True)
     paths = [str(ROOT), str(ROOT / "src")]  # this checkout's course first
     paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]

@@ -108,3 +108,14 @@ def test_feedback_gets_the_exchange_files_but_no_link(tmp_path):
     (sub / "submission_secret.txt").write_text("3f2a")
     grading._copy_exchange_files(sub, dest)
     assert (dest / "submission_secret.txt").read_text() == "3f2a"
+
+
+def test_nbgrader_commands_find_a_gradebook_folder(monkeypatch, tmp_path):
+    """``nbgrader collect`` in a fresh clone: the course config makes grading/."""
+    work = tmp_path / "grading"
+    monkeypatch.setenv("TRAINLAB_GRADING_DIR", str(work))
+    monkeypatch.delenv("TRAINLAB_DB_URL", raising=False)
+    root = RECIPE.parents[1]
+    c = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    assert work.is_dir()
+    assert c.CourseDirectory.db_url == f"sqlite:///{work / 'gradebook.db'}"
