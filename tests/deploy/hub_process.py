@@ -111,6 +111,7 @@ def start(folder: Path, users: str, timeout: float = 90) -> Hub:
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
+            stop(hub)  # its proxy may be up
             raise RuntimeError(f"the hub exited early:\n{hub.log_tail()}")
         try:
             with urllib.request.urlopen(f"{hub.url}/hub/login", timeout=3) as r:  # noqa: S310

@@ -3,6 +3,7 @@ load them (traitlets), without starting anything: seconds."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def test_the_hub_runs_the_course_lab_for_each_unix_user(monkeypatch, tmp_path):
     assert Path(c.Spawner.cmd[0]).name == "jupyterhub-singleuser"
     env = c.Spawner.environment
     assert env["TRAINLAB_EXCHANGE"] == str(tmp_path)
-    paths = env["JUPYTER_CONFIG_PATH"].split(":")
+    paths = env["JUPYTER_CONFIG_PATH"].split(os.pathsep)
     assert str(RECIPE) in paths and str(LAB_CONFIG) in paths
     proxy = Path(c.ConfigurableHTTPProxy.command[0])
     assert proxy.name == "configurable-http-proxy"
