@@ -47,8 +47,10 @@ c.JupyterHub.spawner_class = "localprocess"
 # the course environment's single-user server (the hub runs in it too)
 c.Spawner.cmd = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
 c.Spawner.default_url = "/lab"
-# nbgrader's settings for the students' servers: the exchange and the course id
-# (nbgrader_config.py here), and the Validate button's (the course lab's)
+# the students' servers read this folder's settings: nbgrader's exchange and
+# course id (nbgrader_config.py); no instructor tools (formgrader, course list,
+# create assignment: labconfig/page_config.json, jupyter_server_config.d/); and
+# the course lab's Validate button settings
 _lab = lab_env({"JUPYTER_CONFIG_PATH": str(HERE)})
 c.Spawner.environment = {
     "JUPYTER_CONFIG_PATH": _lab["JUPYTER_CONFIG_PATH"],

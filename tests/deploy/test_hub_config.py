@@ -3,6 +3,7 @@ load them (traitlets), without starting anything: seconds."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -120,3 +121,17 @@ def test_nbgrader_commands_find_a_gradebook_folder(monkeypatch, tmp_path):
     c = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     assert work.is_dir()
     assert c.CourseDirectory.db_url == f"sqlite:///{work / 'gradebook.db'}"
+
+
+def test_students_get_no_instructor_tools():
+    page = json.loads((RECIPE / "labconfig" / "page_config.json").read_text())
+    off = {k for k, v in page["disabledExtensions"].items() if v}
+    assert "@jupyter/nbgrader:formgrader" in off
+    assert "@jupyter/nbgrader:assignment-list" not in off  # the Assignments tab
+    assert "@jupyter/nbgrader:validate-assignment" not in off
+    server = RECIPE / "jupyter_server_config.d" / "nbgrader-students.json"
+    ext = json.loads(server.read_text())["ServerApp"]["jpserver_extensions"]
+    assert ext == {
+        "nbgrader.server_extensions.formgrader": False,
+        "nbgrader.server_extensions.course_list": False,
+    }

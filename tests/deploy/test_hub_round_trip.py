@@ -127,7 +127,12 @@ def test_a_student_round_trip_through_the_hub(hub, browser):
         page.wait_for_url(re.compile(rf".*/user/{STUDENT}/lab.*"), timeout=120_000)
         page.wait_for_selector("#jp-main-dock-panel")
 
-        # the Assignments tab: fetch the released assignment
+        # the Assignments tab: fetch the released assignment; a student's
+        # Nbgrader menu has no instructor tools
+        page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
+        items = page.locator(".lm-Menu-itemLabel").all_inner_texts()
+        assert [i for i in items if i.strip()] == ["Assignment List"], items
+        page.keyboard.press("Escape")
         open_assignments(page)
         released = page.locator("#released_assignments_list")
         released.get_by_text(ASSIGNMENT).first.wait_for()
