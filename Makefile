@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help setup system-deps book book-clean test test-fast lint format lab grade generate check-generated bench
+.PHONY: help setup system-deps hub-proxy book book-clean test test-fast lint format lab grade generate check-generated bench
 
 help:
 	@echo "make setup      create .venv with the pinned environment (and chromium/postgresql when root)"
@@ -27,18 +27,31 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-setup: $(STAMP) system-deps
+setup: $(STAMP) system-deps hub-proxy
 
-# chromium (browser tests) and postgresql (gradebook tests) come from Debian.
+# the course JupyterHub's proxy (deploy/jupyterhub/): configurable-http-proxy,
+# pinned by package-lock.json, into deploy/jupyterhub/node_modules/ (git-ignored)
+HUB_DIR := deploy/jupyterhub
+hub-proxy: $(HUB_DIR)/node_modules/.installed
+
+$(HUB_DIR)/node_modules/.installed: $(HUB_DIR)/package.json $(HUB_DIR)/package-lock.json | system-deps
+	@if command -v npm >/dev/null; then \
+		cd $(HUB_DIR) && npm ci --silent --no-audit --no-fund && touch node_modules/.installed; \
+	else \
+		echo "note: install node (20 or newer) and npm for the JupyterHub test"; \
+	fi
+
+# chromium (browser tests), postgresql (gradebook tests) and node/npm (the
+# JupyterHub's proxy) come from Debian.
 # Installed only when running as root with apt; otherwise the tests that need
 # them say what is missing.
 system-deps:
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v npm >/dev/null; then \
 		echo "system packages present"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver postgresql nodejs npm >/dev/null; \
 	else \
-		echo "note: install chromium, chromium-driver and postgresql for the browser and gradebook tests"; \
+		echo "note: install chromium, chromium-driver, postgresql and nodejs/npm for the browser, gradebook and JupyterHub tests"; \
 	fi
 
 book: $(STAMP)
@@ -56,10 +69,10 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m ruff format --check src tests autograder benchmarks
+	$(PY) -m ruff format --check src tests autograder benchmarks deploy
 
 format: $(STAMP)
-	$(PY) -m ruff format src tests autograder benchmarks
+	$(PY) -m ruff format src tests autograder benchmarks deploy
 	$(PY) -m ruff check --fix .
 
 lab: $(STAMP)

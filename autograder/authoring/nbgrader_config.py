@@ -11,6 +11,11 @@ Layout, relative to the repository root (the nbgrader course root):
 
 ``TRAINLAB_DB_URL`` overrides the gradebook (any SQLAlchemy URL, e.g.
 ``postgresql://user@host/gradebook``); the default is SQLite in ``grading/``.
+
+nbgrader's exchange (a course JupyterHub, ``deploy/jupyterhub/``) is the folder
+``/srv/nbgrader/exchange`` unless ``TRAINLAB_EXCHANGE`` names another; the
+instructor's commands (``release_assignment``, ``collect``, ``release_feedback``)
+and the students' servers read it from here, with the course id.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 COURSE_ID = "training-nn-1"
+#: nbgrader's exchange on a course JupyterHub (``TRAINLAB_EXCHANGE`` moves it)
+EXCHANGE_ROOT = "/srv/nbgrader/exchange"
 
 
 def is_checkout(root: Path = ROOT) -> bool:
@@ -46,11 +53,22 @@ def db_url() -> str:
     )
 
 
+def exchange_root() -> Path:
+    """The exchange folder: ``$TRAINLAB_EXCHANGE``, else :data:`EXCHANGE_ROOT`."""
+    return Path(os.environ.get("TRAINLAB_EXCHANGE") or EXCHANGE_ROOT)
+
+
+def configure_exchange(c) -> None:
+    """The settings students and instructor share: the course id, the exchange."""
+    c.CourseDirectory.course_id = COURSE_ID
+    c.Exchange.root = str(exchange_root())
+
+
 def configure(c) -> None:
     """Fill an nbgrader (traitlets) config object ``c``."""
     work = grading_dir()
+    configure_exchange(c)
     c.CourseDirectory.root = str(ROOT)
-    c.CourseDirectory.course_id = COURSE_ID
     c.CourseDirectory.source_directory = "solutions"
     c.CourseDirectory.release_directory = "notebooks"
     c.CourseDirectory.submitted_directory = str(work / "submitted")
@@ -63,5 +81,16 @@ def configure(c) -> None:
     }
 
 
+def ensure_grading_dir() -> None:
+    """Create the grading folder where the gradebook is its SQLite file, so that
+    nbgrader's own commands (``collect``) can open it in a fresh clone."""
+    if "TRAINLAB_DB_URL" not in os.environ:
+        try:
+            grading_dir().mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # read-only: nbgrader says it cannot open the gradebook
+
+
 if "get_config" in globals():  # loaded by nbgrader/traitlets as a config file
     configure(get_config())  # noqa: F821
+    ensure_grading_dir()

@@ -157,6 +157,18 @@ def _write(path: Path, data: str | bytes) -> None:
     os.replace(tmp, path)
 
 
+def _copy_exchange_files(src: Path, dest: Path) -> None:
+    """Put nbgrader's ``timestamp.txt`` and ``submission_secret.txt`` (where the
+    submission has them: it came through the exchange) beside its feedback page,
+    where nbgrader's ``release_feedback`` reads them to name the page in the
+    exchange. Only small regular files are copied, never a link."""
+    for name in intake.NBGRADER_FILES:
+        f = src / name
+        if f.is_file() and not f.is_symlink():
+            if f.stat().st_size <= intake.NBGRADER_FILE_BYTES:
+                _write(dest / name, f.read_bytes())
+
+
 def _paths(work: Path, student: str, name: str) -> dict[str, Path]:
     return {
         "submitted": work / "submitted" / student / name / f"{name}.ipynb",
@@ -432,6 +444,7 @@ def _finish(book, res: dict, sub, digest: str, paths: dict, run: dict) -> None:
     if res.get("autograded"):
         _write(paths["autograded"], res["autograded"])
     _write(paths["feedback"], res["feedback_html"])
+    _copy_exchange_files(sub.path.parent, paths["feedback"].parent)
     lite = {
         k: v for k, v in res.items() if k not in ("feedback_html", "autograded", "key")
     }

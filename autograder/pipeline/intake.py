@@ -53,6 +53,13 @@ MAX_ARCHIVE_FILES = 20000
 MAX_MEMBER_BYTES = 256 * 1024**2
 
 
+#: what nbgrader's exchange puts beside a submitted notebook: when it was
+#: submitted, and the secret that names its feedback file in the exchange
+NBGRADER_FILES = ("timestamp.txt", "submission_secret.txt")
+#: the most bytes of one of them that is read or copied
+NBGRADER_FILE_BYTES = 4096
+
+
 class IntakeError(ValueError):
     """The submissions folder or archive cannot be used; the message says why."""
 
@@ -216,7 +223,7 @@ def _other_files(folder: Path) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if d not in (".ipynb_checkpoints",)]
         for f in filenames:
-            if not f.endswith(".ipynb") and f not in ("timestamp.txt", ".DS_Store"):
+            if not f.endswith(".ipynb") and f not in (*NBGRADER_FILES, ".DS_Store"):
                 found.append(str((Path(dirpath) / f).relative_to(folder)))
     return sorted(found)
 
