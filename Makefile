@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help setup system-deps book book-clean test test-fast lint format lab grade generate check-generated bench
+.PHONY: help setup system-deps book book-clean test test-fast lint format lab grade generate check-generated bench db db-stop db-url
 
 help:
 	@echo "make setup      create .venv with the pinned environment (and chromium/postgresql when root)"
@@ -18,6 +18,7 @@ help:
 	@echo "make lab        open JupyterLab with the course environment and nbgrader"
 	@echo "make grade      grade a folder of submissions: make grade SUBMISSIONS=path/ [ASSIGNMENT=name]"
 	@echo "make generate   regenerate solutions/ cells and the student notebooks/"
+	@echo "make db         start a local PostgreSQL gradebook (Debian's postgresql); prints its URL"
 	@echo "make bench      run the benchmarks and write benchmarks/results/"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -73,6 +74,17 @@ generate: $(STAMP)
 
 check-generated: $(STAMP)
 	$(PY) -m autograder.authoring.generate --check
+
+# a PostgreSQL gradebook in grading/postgres/ (a Unix socket there, no port):
+# `make db` prints the URL for `grade --db` (or TRAINLAB_DB_URL)
+db: $(STAMP)
+	$(PY) -m autograder.outputs.postgres start
+
+db-url: $(STAMP)
+	@$(PY) -m autograder.outputs.postgres url
+
+db-stop: $(STAMP)
+	$(PY) -m autograder.outputs.postgres stop
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
