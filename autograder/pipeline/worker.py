@@ -259,6 +259,10 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
             ]
         except Exception as exc:  # noqa: BLE001 - nbgrader refuses the notebook
             result["status"] = "invalid-metadata"
+            why = (
+                "nbgrader could not read the notebook's grading metadata "
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            )
             result["messages"].append(
                 "nbgrader could not read the notebook's grading metadata "
                 f"({type(exc).__name__}: {str(exc)[:200]}); nbgrader would not "
@@ -302,7 +306,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
                 "score": score,
                 "max_score": points,
                 "manual": True,
-                "problems": "no answer" if score == 0 else "graded by hand",
+                "problems": "no answer" if score == 0 else "to be graded by hand",
             }
             scores[gid] = score or 0.0
             continue
@@ -325,13 +329,10 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
     result["auto_max_score"] = spec.auto_max_score
     comments = _comments(sanitized, spec)
     result["comments"] = comments
-    base = (
-        sanitized
-        if sanitized is not None
-        else _empty_notebook(
-            result["messages"][-1] if result["messages"] else "unreadable"
-        )
-    )
+    if sanitized is not None:
+        base = sanitized
+    else:  # the reader's reason (e.g. the JSON error), not a cell's
+        base = _empty_notebook(why or "the notebook could not be read")
     outputs = {gid: c.outputs for gid, c in v.cells.items()}
     t2 = time.monotonic()
     fb = feedback_notebook(base, spec, scores, outputs, comments, notes)
@@ -347,6 +348,8 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         late_penalty=min(float(job.get("late_penalty") or 0.0), result["score"]),
     )
     result["messages"] += cut
+    # what the page was drawn from: drawn again when grades are written by hand
+    result["feedback_notebook"] = nbformat.writes(fb)
     result["timing"]["feedback"] = round(time.monotonic() - t2, 3)
     result["autograded"] = nbformat.writes(sanitized) if sanitized is not None else None
     result["timing"]["total"] = round(time.monotonic() - t0, 3)
