@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help setup system-deps book book-clean test test-fast lint format lab grade generate check-generated bench db db-stop db-url
+.PHONY: help setup system-deps book book-clean test test-fast lint format lab grade generate check-generated bench db db-stop db-url formgrader
 
 help:
 	@echo "make setup      create .venv with the pinned environment (and chromium/postgresql when root)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test       lint, then run every test (builds the book if needed)"
 	@echo "make test-fast  the unit tests of the reference library only"
 	@echo "make lab        open JupyterLab with the course environment and nbgrader"
+	@echo "make formgrader open nbgrader's formgrader on grade's gradebook: [WORK=grading/] [DB=url]"
 	@echo "make grade      grade a folder of submissions: make grade SUBMISSIONS=path/ [ASSIGNMENT=name]"
 	@echo "make generate   regenerate solutions/ cells and the student notebooks/"
 	@echo "make db         start a local PostgreSQL gradebook (Debian's postgresql); prints its URL"
@@ -66,8 +67,12 @@ format: $(STAMP)
 lab: $(STAMP)
 	$(PY) -m autograder.authoring.lab
 
+# grade written answers by hand, on the work folder and gradebook of `make grade`
+formgrader: $(STAMP)
+	$(PY) -m autograder.authoring.lab --instructor $(if $(WORK),--work $(WORK)) $(if $(DB),--db '$(DB)')
+
 grade: $(STAMP)
-	$(PY) -m autograder grade $(SUBMISSIONS) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+	$(PY) -m autograder grade $(SUBMISSIONS) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(WORK),--work $(WORK)) $(if $(DB),--db '$(DB)')
 
 generate: $(STAMP)
 	$(PY) -m autograder.authoring.generate

@@ -11,11 +11,16 @@ Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
     autograded/<student>/<assignment>/<assignment>.ipynb
     feedback/<student>/<assignment>/<assignment>.html
     feedback/_static/mathjax/           (what the feedback pages load)
+    feedback-source/<student>/<assignment>/<assignment>.ipynb  (what a page
+                                        was drawn from; drawn again with hand grades)
     grades.csv  grades.json  summary.md  logs/
     report.html  report.json            (the class report)
     roster.csv                          (id, display name, LMS id, source files)
     canvas-grades.csv  moodle-grades.csv  (the LMSs' grade imports)
     course.yml                          (optional: due dates, extensions, penalty)
+
+Every run reads the grades and comments written by hand in nbgrader's
+formgrader (:mod:`autograder.outputs.hand_grades`) into every output.
 
 A rerun skips a submission whose content hash (the notebook, the assignment
 source, the grader's code and limits) matches the stored one; ``--student``

@@ -16,7 +16,9 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -24,7 +26,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.authoring import assignment, lab
+from autograder.authoring import assignment
 from autograder.outputs.feedback import visible_text
 from autograder.outputs.postgres import free_port
 from tests.grader.conftest import FAST, ROOT, run_grader
@@ -62,22 +64,28 @@ class Formgrader:
     def __init__(self, work: Path) -> None:
         self.token = "t" + os.urandom(12).hex()
         self.port = free_port()
+        # the documented command (README, "Grading written answers")
         cmd = [
-            *lab.lab_command(
-                lab.ROOT,
-                port=self.port,
-                token=self.token,
-                open_browser=False,
-                default_url="/formgrader",
-            )
+            sys.executable,
+            "-m",
+            "autograder.authoring.lab",
+            "--instructor",
+            "--work",
+            str(work),
+            "--port",
+            str(self.port),
+            "--token",
+            self.token,
+            "--no-browser",
+            "--skip-checks",
         ]
         self.log = open(work.parent / "formgrader.log", "w")  # noqa: SIM115
         self.proc = subprocess.Popen(
             cmd,
-            cwd=lab.ROOT,
-            env=lab.instructor_env(work, None),
+            cwd=ROOT,
             stdout=self.log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # the lab and its server: one group to stop
         )
         deadline = time.monotonic() + 90
         while True:
@@ -113,11 +121,12 @@ class Formgrader:
             self.call("PUT", f"comment/{c['id']}", {"manual_comment": comment})
 
     def close(self) -> None:
-        self.proc.terminate()
+        os.killpg(self.proc.pid, signal.SIGTERM)
         try:
             self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
         self.log.close()
 
 
@@ -162,6 +171,7 @@ def test_hand_grades_reach_the_feedback_page_the_csvs_and_the_report(tmp_path):
     assert broken["status"] == "unreadable"
     page = (work / "feedback" / BROKEN / NAME / f"{NAME}.html").read_text()
     assert "not a valid notebook" in visible_text(page)
+    assert "does not appear to be JSON" in visible_text(page)  # the parse error
     assert "answer cell" not in visible_text(page)
     assert not any("answer cell" in m for m in broken["messages"])
 
@@ -229,3 +239,24 @@ def test_hand_grades_reach_the_feedback_page_the_csvs_and_the_report(tmp_path):
     nbformat.reads(text, 4)
     spec, _ = assignment.load(NAME)
     assert not [ln for ln in spec.hidden_lines if ln in text]
+
+
+def test_a_written_answer_is_never_a_missing_answer_cell():
+    """Only code answers are looked for; a code answer that is gone still is."""
+    from autograder.pipeline.verify import answer_cells
+
+    spec, _ = assignment.load(NAME)
+    nb = nbformat.read(str(assignment.source_path(NAME)), 4)
+    found, notes = answer_cells(nb, spec)
+    assert notes == []
+    assert WRITTEN not in {a["grade_id"] for a in found}
+    code = [a["grade_id"] for a in found]
+    nb.cells = [
+        c
+        for c in nb.cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        not in (WRITTEN, code[0])
+    ]
+    _, notes = answer_cells(nb, spec)
+    assert notes == [f"answer cell '{code[0]}' is missing from the notebook"]
+    assert answer_cells(None, spec) == ([], [])  # unreadable: the reader says why
