@@ -3,7 +3,7 @@
 A grading worker renders each feedback page and hands back the notebook it
 rendered (hidden tests removed, the verifier's outputs in, cut to size); it is
 kept as ``feedback-source/<student>/<assignment>/<assignment>.ipynb``. When
-the hand grades of a submission (:mod:`autograder.outputs.hand_grades`) are
+the hand grades of a submission (:mod:`autograder.pipeline.hand_grades`) are
 not those its page shows, :func:`refresh` puts the scores and comments into
 that notebook's nbgrader metadata (what nbgrader's feedback template reads:
 each cell's ``score`` and a written answer's ``comment``) and renders the page
@@ -13,12 +13,11 @@ hash of the hand grades the page shows ('' or missing: none).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
-
-from autograder.outputs.hand_grades import HandGrades
 
 SOURCE_DIR = "feedback-source"
 
@@ -45,11 +44,14 @@ def with_grades(fb: NotebookNode, cells: dict[str, dict], comments: dict[str, st
     return fb
 
 
-def refresh(work: Path, results: list[dict], hand: HandGrades) -> list[str]:
+def refresh(
+    work: Path, results: list[dict], digest: Callable[[tuple[str, str]], str]
+) -> list[str]:
     """Render again the pages whose hand grades changed; returns notes.
 
     ``results`` have the hand grades applied
-    (:func:`autograder.outputs.hand_grades.apply`).
+    (:func:`autograder.pipeline.hand_grades.apply`); ``digest((assignment,
+    student))`` is the hash of a submission's hand grades ('' for none).
     """
     from autograder.outputs import bounded
 
@@ -59,7 +61,7 @@ def refresh(work: Path, results: list[dict], hand: HandGrades) -> list[str]:
         src = source_path(work, student, name)
         if not src.is_file():
             continue
-        want = hand.digest((name, student))
+        want = digest((name, student))
         marker = _marker(src)
         shown = marker.read_text().strip() if marker.is_file() else ""
         if want == shown:

@@ -20,7 +20,7 @@ Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
     course.yml                          (optional: due dates, extensions, penalty)
 
 Every run reads the grades and comments written by hand in nbgrader's
-formgrader (:mod:`autograder.outputs.hand_grades`) into every output.
+formgrader (:mod:`autograder.pipeline.hand_grades`) into every output.
 
 A rerun skips a submission whose content hash (the notebook, the assignment
 source, the grader's code and limits) matches the stored one; ``--student``
@@ -41,8 +41,15 @@ from pathlib import Path
 
 from autograder.authoring import assignment as asg
 from autograder.authoring import nbgrader_config as cfg
-from autograder.outputs import class_report, feedback_pages, hand_grades, page, report
-from autograder.pipeline import classlist, identity, intake, late, lms_export
+from autograder.outputs import class_report, feedback_pages, page, report
+from autograder.pipeline import (
+    classlist,
+    hand_grades,
+    identity,
+    intake,
+    late,
+    lms_export,
+)
 from autograder.pipeline import course as course_file
 from autograder.sandbox import isolation as sandbox
 
@@ -322,7 +329,7 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
         key = (r["assignment"], r["student"])
         r["gradebook_score"] = r["score"] if key in hand.rejected else scores.get(key)
     hand_grades.fix_csv(work / "grades.csv", results, hand.rejected)
-    problems += feedback_pages.refresh(work, results, hand)
+    problems += feedback_pages.refresh(work, results, hand.digest)
     for p in hand.problems:
         print(f"error: {p}", file=sys.stderr)
     problems += hand.problems

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from autograder.outputs import hand_grades
+from autograder.pipeline import hand_grades
 
 pytestmark = pytest.mark.grader
 KEY = ("preprocessing_init", "alice")
