@@ -59,9 +59,14 @@ def refresh(
     for r in results:
         student, name = str(r.get("student")), str(r.get("assignment"))
         src = source_path(work, student, name)
-        if not src.is_file():
-            continue
         want = digest((name, student))
+        if not src.is_file():
+            if want:  # a page from before pages were kept: it cannot be redrawn
+                notes.append(
+                    f"{student}, {name}: the feedback page does not show the hand "
+                    f"grades; grade it again to draw it: --student {student}"
+                )
+            continue
         marker = _marker(src)
         shown = marker.read_text().strip() if marker.is_file() else ""
         if want == shown:
