@@ -264,9 +264,8 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
                 f"({type(exc).__name__}: {str(exc)[:200]})"
             )
             result["messages"].append(
-                "nbgrader could not read the notebook's grading metadata "
-                f"({type(exc).__name__}: {str(exc)[:200]}); nbgrader would not "
-                "grade it. The verification below graded the functions anyway."
+                f"{why}; nbgrader would not grade it. The verification below "
+                "graded the functions anyway."
             )
     if sanitized is not None:
         ran = _without_hidden_tests(sanitized, spec)
@@ -332,7 +331,11 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
     if sanitized is not None:
         base = sanitized
     else:  # the reader's reason (e.g. the JSON error), not a cell's
-        base = _empty_notebook(why or "the notebook could not be read")
+        why = why or "the notebook could not be read"
+        base = _empty_notebook(
+            f"{why[:1].upper()}{why[1:]}. Check that the file opens in "
+            "JupyterLab, then submit it again."
+        )
     outputs = {gid: c.outputs for gid, c in v.cells.items()}
     t2 = time.monotonic()
     fb = feedback_notebook(base, spec, scores, outputs, comments, notes)
@@ -349,7 +352,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
     )
     result["messages"] += cut
     # what the page was drawn from: drawn again when grades are written by hand
-    result["feedback_notebook"] = nbformat.writes(fb)
+    result["feedback_notebook"] = json.dumps(fb)  # no validation: fb is ours
     result["timing"]["feedback"] = round(time.monotonic() - t2, 3)
     result["autograded"] = nbformat.writes(sanitized) if sanitized is not None else None
     result["timing"]["total"] = round(time.monotonic() - t0, 3)
