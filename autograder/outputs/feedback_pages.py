@@ -19,6 +19,8 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from autograder.outputs.feedback import PENDING
+
 SOURCE_DIR = "feedback-source"
 
 
@@ -41,6 +43,11 @@ def with_grades(fb: NotebookNode, cells: dict[str, dict], comments: dict[str, st
             meta["score"] = float(cells[gid].get("score") or 0.0)
         if (meta.get("solution") or meta.get("task")) and gid in comments:
             meta["comment"] = comments[gid]
+        elif (
+            meta.get("comment") == PENDING
+            and cells.get(gid, {}).get("score") is not None
+        ):
+            meta["comment"] = None  # graded now
     return fb
 
 

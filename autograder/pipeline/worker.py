@@ -35,7 +35,7 @@ import nbformat
 from autograder.authoring.assignment import Assignment, sanitize
 from autograder.checks import seeds
 from autograder.outputs import bounded
-from autograder.outputs.feedback import feedback_notebook, render_html
+from autograder.outputs.feedback import PENDING, feedback_notebook, render_html
 from autograder.outputs.sanitize import one_line
 from autograder.pipeline import verify
 from autograder.sandbox import ipc, kernel
@@ -338,7 +338,11 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         )
     outputs = {gid: c.outputs for gid, c in v.cells.items()}
     t2 = time.monotonic()
-    fb = feedback_notebook(base, spec, scores, outputs, comments, notes)
+    shown = dict(comments)  # a written answer to grade says so on the page
+    for gid in spec.manual:
+        if result["cells"][gid]["score"] is None and not shown.get(gid):
+            shown[gid] = PENDING
+    fb = feedback_notebook(base, spec, scores, outputs, shown, notes)
     result["device"] = DEVICE_NOTE
     fb.cells.insert(0, nbformat.v4.new_markdown_cell(f"*Graded on {DEVICE_NOTE}.*"))
     result["feedback_html"], cut = bounded.render(

@@ -27,7 +27,7 @@ import nbformat
 import pytest
 
 from autograder.authoring import assignment
-from autograder.outputs.feedback import visible_text
+from autograder.outputs.feedback import PENDING, visible_text
 from autograder.outputs.postgres import free_port
 from tests.grader.conftest import FAST, ROOT, run_grader
 from tests.grader.corpus.build import _answers, _fill
@@ -164,6 +164,8 @@ def test_hand_grades_reach_the_feedback_page_the_csvs_and_the_report(tmp_path):
     assert alice["cells"][WRITTEN]["score"] is None  # awaits the formgrader
     auto = alice["score"]
     assert auto == alice["auto_max_score"] == alice["max_score"] - 4
+    alice_page = work / "feedback" / ALICE / NAME / f"{NAME}.html"
+    assert PENDING in visible_text(alice_page.read_text())  # not graded yet
     # a markdown answer is not an answer cell that went missing
     assert not any("missing" in m for m in alice["messages"]), alice["messages"]
     # an unreadable notebook's page gives the JSON error, not a cell's
@@ -209,8 +211,10 @@ def test_hand_grades_reach_the_feedback_page_the_csvs_and_the_report(tmp_path):
     assert f"Score: {auto + 3:.1f} / {alice['max_score']:.1f}" in seen
     assert "Written response (Score: 3.0 / 4.0)" in seen
     assert "Right: the variance grows by fan_in" in seen
+    assert PENDING not in seen
     carol_page = (work / "feedback" / CAROL / NAME / f"{NAME}.html").read_text()
     assert "99" not in visible_text(carol_page).split("Written response")[1][:40]
+    assert PENDING in visible_text(carol_page)  # still to be graded
 
     with open(work / "grades.csv", newline="") as f:
         rows = {r["student_id"]: r for r in csv.DictReader(f)}
