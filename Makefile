@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: help setup system-deps hub-proxy book book-clean test test-fast lint format lab grade generate check-generated bench
+.PHONY: help setup system-deps hub-proxy book book-clean test test-fast lint format lab grade generate check-generated bench db db-stop db-url formgrader
 
 help:
 	@echo "make setup      create .venv with the pinned environment (and chromium/postgresql when root)"
@@ -16,8 +16,10 @@ help:
 	@echo "make test       lint, then run every test (builds the book if needed)"
 	@echo "make test-fast  the unit tests of the reference library only"
 	@echo "make lab        open JupyterLab with the course environment and nbgrader"
+	@echo "make formgrader open nbgrader's formgrader on grade's gradebook: [WORK=grading/] [DB=url]"
 	@echo "make grade      grade a folder of submissions: make grade SUBMISSIONS=path/ [ASSIGNMENT=name]"
 	@echo "make generate   regenerate solutions/ cells and the student notebooks/"
+	@echo "make db         start a local PostgreSQL gradebook (Debian's postgresql); prints its URL"
 	@echo "make bench      run the benchmarks and write benchmarks/results/"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -80,14 +82,29 @@ format: $(STAMP)
 lab: $(STAMP)
 	$(PY) -m autograder.authoring.lab
 
+# grade written answers by hand, on the work folder and gradebook of `make grade`
+formgrader: $(STAMP)
+	$(PY) -m autograder.authoring.lab --instructor $(if $(WORK),--work $(WORK)) $(if $(DB),--db '$(DB)')
+
 grade: $(STAMP)
-	$(PY) -m autograder grade $(SUBMISSIONS) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT))
+	$(PY) -m autograder grade $(SUBMISSIONS) $(if $(ASSIGNMENT),--assignment $(ASSIGNMENT)) $(if $(WORK),--work $(WORK)) $(if $(DB),--db '$(DB)')
 
 generate: $(STAMP)
 	$(PY) -m autograder.authoring.generate
 
 check-generated: $(STAMP)
 	$(PY) -m autograder.authoring.generate --check
+
+# a PostgreSQL gradebook in grading/postgres/ (a Unix socket there, no port):
+# `make db` prints the URL for `grade --db` (or TRAINLAB_DB_URL)
+db: $(STAMP)
+	$(PY) -m autograder.outputs.postgres start
+
+db-url: $(STAMP)
+	@$(PY) -m autograder.outputs.postgres url
+
+db-stop: $(STAMP)
+	$(PY) -m autograder.outputs.postgres stop
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

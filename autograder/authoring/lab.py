@@ -17,6 +17,16 @@ Usage::
     python -m autograder.authoring.lab          # notebooks/, port 8888, browser
     python -m autograder.authoring.lab --port 9000 --no-browser
     python -m autograder.authoring.lab --dir solutions  # instructors: sources
+    python -m autograder.authoring.lab --instructor     # the formgrader
+
+``--instructor`` (``make formgrader``) opens nbgrader's formgrader instead:
+the server's root is the repository (the nbgrader course root, where
+``nbgrader_config.py`` is read), on the gradebook and work folder that
+``grade`` uses (``--work`` and ``--db`` as for ``grade``; they default to
+``$TRAINLAB_GRADING_DIR`` and ``$TRAINLAB_DB_URL`` as there). Grade the
+written answers under "Manual Grading", then run ``grade`` again with the same
+arguments: it regrades nothing that has not changed, and writes the hand
+grades into the feedback pages and every export.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: what the lab needs from nbgrader: the labextension and the validate handler
 NBGRADER_LABEXTENSION = "@jupyter/nbgrader"
 NBGRADER_VALIDATE = "nbgrader.server_extensions.validate_assignment"
+NBGRADER_FORMGRADER = "nbgrader.server_extensions.formgrader"
 
 
 def lab_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -62,6 +73,7 @@ def lab_command(
     port: int = 8888,
     token: str | None = None,
     open_browser: bool = True,
+    default_url: str | None = None,
 ) -> list[str]:
     """The command line that starts JupyterLab with this interpreter.
 
@@ -73,6 +85,8 @@ def lab_command(
         token: the access token; ``""`` turns authentication off (localhost
             only, see :func:`main`).
         open_browser: open a browser tab (default True).
+        default_url: the page to open (default: ``README.md`` of the folder,
+            where there is one).
 
     Returns:
         The argument list for ``subprocess``.
@@ -88,7 +102,9 @@ def lab_command(
         "--ServerApp.port_retries=0",
         f"--ServerApp.open_browser={open_browser}",
     ]
-    if (Path(notebook_dir) / "README.md").is_file():  # the landing: where to start
+    if default_url:
+        cmd.append(f"--ServerApp.default_url={default_url}")
+    elif (Path(notebook_dir) / "README.md").is_file():  # the landing: where to start
         cmd.append("--LabApp.default_url=/lab/tree/README.md")
     if token is not None:
         cmd.append(f"--IdentityProvider.token={token}")
@@ -106,7 +122,22 @@ def lab_url(ip: str, port: int, token: str, path: str = "lab") -> str:
     return f"{url}?token={token}" if token else url
 
 
-def check_nbgrader(env: dict[str, str] | None = None) -> list[str]:
+def instructor_env(
+    work: Path | None, db_url: str | None, base: dict[str, str] | None = None
+) -> dict[str, str]:
+    """:func:`lab_env` for the formgrader: the course's nbgrader configuration
+    then reads the work folder and gradebook of ``grade --work W --db URL``."""
+    env = lab_env(base)
+    if work is not None:
+        env["TRAINLAB_GRADING_DIR"] = str(Path(work).resolve())
+    if db_url:
+        env["TRAINLAB_DB_URL"] = db_url
+    return env
+
+
+def check_nbgrader(
+    env: dict[str, str] | None = None, *, formgrader: bool = False
+) -> list[str]:
     """Problems with nbgrader's extensions in this environment (empty when fine).
 
     Runs ``jupyter labextension list`` and ``jupyter server extension list``
@@ -115,10 +146,13 @@ def check_nbgrader(env: dict[str, str] | None = None) -> list[str]:
     """
     env = lab_env() if env is None else env
     problems = []
-    for args, name in (
+    wanted = [
         (["labextension", "list"], NBGRADER_LABEXTENSION),
         (["server", "extension", "list"], NBGRADER_VALIDATE),
-    ):
+    ]
+    if formgrader:
+        wanted.append((["server", "extension", "list"], NBGRADER_FORMGRADER))
+    for args, name in wanted:
         result = subprocess.run(
             [sys.executable, "-m", "jupyter", *args],
             capture_output=True,
@@ -160,13 +194,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument(
+        "--instructor",
+        action="store_true",
+        help="open nbgrader's formgrader on the repository, to grade the written "
+        "answers by hand (the gradebook of `grade`)",
+    )
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="with --instructor: the work folder of `grade --work` (default: "
+        "grading/, or $TRAINLAB_GRADING_DIR)",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="with --instructor: the gradebook URL of `grade --db` (default: "
+        "$TRAINLAB_DB_URL, else SQLite in the work folder)",
+    )
+    parser.add_argument(
         "--skip-checks",
         action="store_true",
         help="do not check nbgrader's extensions first",
     )
     args = parser.parse_args(argv)
 
-    folder = Path(args.dir)
+    folder = ROOT if args.instructor else Path(args.dir)
+    if (args.work or args.db) and not args.instructor:
+        print("error: --work and --db go with --instructor", file=sys.stderr)
+        return 2
     if not folder.is_dir():
         print(f"error: {folder} is not a folder", file=sys.stderr)
         return 2
@@ -182,13 +238,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         token = args.token or secrets.token_hex(24)
 
-    env = lab_env()
+    env = instructor_env(args.work, args.db) if args.instructor else lab_env()
     if not args.skip_checks:
-        for problem in check_nbgrader(env):
+        for problem in check_nbgrader(env, formgrader=args.instructor):
             print(f"warning: {problem}", file=sys.stderr)
 
-    url = lab_url(args.ip, args.port, token)
+    landing = "/formgrader" if args.instructor else None
+    url = lab_url(args.ip, args.port, token, (landing or "/lab").lstrip("/"))
     print(f"JupyterLab on {folder.resolve()}")
+    if args.instructor:
+        work = env.get("TRAINLAB_GRADING_DIR", "grading/")
+        print(f"formgrader: the gradebook of `grade --work {work}`; after grading")
+        print("by hand, run `grade` again with the same arguments (see the README)")
     print(f"open: {url}")
     print("stop it with Ctrl-C")
     cmd = lab_command(
@@ -197,8 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         token=token,
         open_browser=not args.no_browser,
+        default_url=landing,
     )
     try:
+        # nbgrader reads nbgrader_config.py from the current folder
         return subprocess.call(cmd, env=env, cwd=folder)
     except KeyboardInterrupt:
         return 0

@@ -125,6 +125,25 @@ def parse_checks(text: str) -> list[dict]:
     return checks
 
 
+def _by_hand(r: dict, links: dict) -> dict | None:
+    """A submission's grades and comments written by hand (formgrader), or None."""
+    cells = {
+        gid: {"score": c.get("score"), "max_score": c.get("max_score")}
+        for gid, c in r.get("cells", {}).items()
+        if c.get("graded_by_hand")
+    }
+    comments = {g: t[:TEXT_CHARS] for g, t in (r.get("hand_comments") or {}).items()}
+    if not cells and not comments:
+        return None
+    student = str(r.get("student", ""))
+    return {
+        "student": student,
+        "cells": cells,
+        "comments": comments,
+        "feedback": links.get(student),
+    }
+
+
 def _assignment(name: str, subs: list[dict], work: Path | None) -> dict:
     scores = [score_of(r) for r in subs]
     links = {
@@ -196,6 +215,7 @@ def _assignment(name: str, subs: list[dict], work: Path | None) -> dict:
             for r in subs
             if (why := needs_review(r))
         ],
+        "by_hand": [h for r in subs if (h := _by_hand(r, links))],
         "unreadable": [
             {
                 "student": r.get("student"),

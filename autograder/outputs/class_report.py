@@ -156,6 +156,30 @@ def _review(a: dict) -> list[str]:
     return out
 
 
+def _by_hand(a: dict) -> list[str]:
+    rows = a.get("by_hand") or []
+    if not rows:
+        return []
+    out = ["<h3>Graded by hand</h3>", '<ul class="by-hand">']
+    for h in rows[:MAX_LISTED]:
+        parts = [
+            f'<span class="hand-score" data-cell="{_t(g, 100)}">{_t(g, 100)}: '
+            f"{_num(c['score'])}/{_num(c['max_score'])}</span>"
+            for g, c in h["cells"].items()
+        ]
+        parts += [
+            f'<q class="hand-comment">{_t(text)}</q>' for text in h["comments"].values()
+        ]
+        out.append(
+            f'<li class="hand">{_student(h["student"], h["feedback"])}: '
+            f"{'; '.join(parts)}</li>"
+        )
+    more = len(rows) - MAX_LISTED
+    if more > 0:
+        out.append(f'<li class="muted">and {more} more (report.json)</li>')
+    return out + ["</ul>"]
+
+
 def _unreadable(a: dict) -> list[str]:
     if not a["unreadable"]:
         return []
@@ -186,7 +210,7 @@ def _assignment(a: dict, k: int) -> list[str]:
             f'<img class="figure cells" src="{bars}" '
             'alt="share of the submissions that lost points, per cell">'
         )
-    out += _cells(a) + _review(a) + _unreadable(a)
+    out += _cells(a) + _review(a) + _by_hand(a) + _unreadable(a)
     return out + ["</section>"]
 
 

@@ -31,6 +31,8 @@ from nbformat import NotebookNode
 from autograder.authoring.assignment import Assignment
 
 HIDDEN_MARK = "[hidden test code removed]"
+#: the comment on a written answer that awaits grading by hand
+PENDING = "Your answer will be graded by hand; this page will then show its points."
 
 
 def _meta(cell) -> dict:

@@ -254,6 +254,49 @@ class Book:
         CsvExportPlugin(to=str(path)).export(self.gb)
         neutralize_csv(path, numeric=NUMERIC_COLUMNS)
 
+    def hand_entries(self) -> list[dict]:
+        """What the formgrader wrote by hand: each grade with a manual score or
+        extra credit, and each comment with a manual comment.
+
+        Returns:
+            ``[{"assignment", "student", "cell", "kind": "grade" | "comment",
+            "score", "extra_credit", "max_score", "comment"}]``, sorted.
+        """
+        from nbgrader import api
+
+        db = self.gb.db
+        db.expire_all()
+        rows = []
+        grades = db.query(api.Grade).filter(
+            (api.Grade.manual_score.isnot(None)) | (api.Grade.extra_credit.isnot(None))
+        )
+        for g in grades:
+            sub = g.notebook.assignment
+            rows.append(
+                {
+                    "assignment": sub.assignment.name,
+                    "student": sub.student.id,
+                    "cell": g.cell.name,
+                    "kind": "grade",
+                    "score": g.manual_score,
+                    "extra_credit": g.extra_credit,
+                    "max_score": float(g.cell.max_score),
+                }
+            )
+        for c in db.query(api.Comment).filter(api.Comment.manual_comment.isnot(None)):
+            sub = c.notebook.assignment
+            rows.append(
+                {
+                    "assignment": sub.assignment.name,
+                    "student": sub.student.id,
+                    "cell": c.cell.name,
+                    "kind": "comment",
+                    "comment": c.manual_comment,
+                }
+            )
+        rows.sort(key=lambda r: (r["assignment"], r["student"], r["cell"], r["kind"]))
+        return rows
+
     def scores(self) -> dict[tuple[str, str], float]:
         """``(assignment, student) -> score`` as nbgrader computes it."""
         self.gb.db.expire_all()

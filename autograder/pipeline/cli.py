@@ -48,6 +48,7 @@ Outputs (in the work folder, default grading/ in the repository, git-ignored):
   gradebook.db                                   nbgrader gradebook (unless --db)
   feedback/<student>/<assignment>/<assignment>.html  what each student receives
   feedback/_static/                              the local MathJax the pages load
+  feedback-source/                               what each page was drawn from
   autograded/<student>/<assignment>/...          executed notebooks, for review
   grades.csv                                     nbgrader's CSV export (raw score,
                                                  late penalty, score)
@@ -73,6 +74,10 @@ Late work: course.yml in the work folder (or --course FILE) gives due dates,
 extensions and the penalty (per day or hour, a cap, a grace period); the time
 is nbgrader's timestamp.txt, else the file's time (a zip member's time).
 Students of --roster or the course file without a submission are "missing".
+
+Hand grading: written answers are graded in nbgrader's formgrader
+(python -m autograder.authoring.lab --instructor, same --work and --db); the
+next run reads those scores and comments into every output above.
 
 A rerun only grades new or changed submissions (and gives the same grades);
 --student NAME regrades one student; --force regrades everyone. A run that is

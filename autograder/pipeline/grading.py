@@ -11,11 +11,16 @@ Work folder layout (nbgrader's, under ``grading/`` unless ``--work``)::
     autograded/<student>/<assignment>/<assignment>.ipynb
     feedback/<student>/<assignment>/<assignment>.html
     feedback/_static/mathjax/           (what the feedback pages load)
+    feedback-source/<student>/<assignment>/<assignment>.ipynb  (what a page
+                                        was drawn from; drawn again with hand grades)
     grades.csv  grades.json  summary.md  logs/
     report.html  report.json            (the class report)
     roster.csv                          (id, display name, LMS id, source files)
     canvas-grades.csv  moodle-grades.csv  (the LMSs' grade imports)
     course.yml                          (optional: due dates, extensions, penalty)
+
+Every run reads the grades and comments written by hand in nbgrader's
+formgrader (:mod:`autograder.pipeline.hand_grades`) into every output.
 
 A rerun skips a submission whose content hash (the notebook, the assignment
 source, the grader's code and limits) matches the stored one; ``--student``
@@ -36,8 +41,15 @@ from pathlib import Path
 
 from autograder.authoring import assignment as asg
 from autograder.authoring import nbgrader_config as cfg
-from autograder.outputs import class_report, page, report
-from autograder.pipeline import classlist, identity, intake, late, lms_export
+from autograder.outputs import class_report, feedback_pages, page, report
+from autograder.pipeline import (
+    classlist,
+    hand_grades,
+    identity,
+    intake,
+    late,
+    lms_export,
+)
 from autograder.pipeline import course as course_file
 from autograder.sandbox import isolation as sandbox
 
@@ -174,6 +186,7 @@ def _paths(work: Path, student: str, name: str) -> dict[str, Path]:
         "submitted": work / "submitted" / student / name / f"{name}.ipynb",
         "autograded": work / "autograded" / student / name / f"{name}.ipynb",
         "feedback": work / "feedback" / student / name / f"{name}.html",
+        "feedback_source": feedback_pages.source_path(work, student, name),
     }
 
 
@@ -321,10 +334,18 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
             bar.close()
         page.install_static(work / "feedback")  # the MathJax the pages load
         book.export_csv(work / "grades.csv")
-        results = book.results()
+        hand = hand_grades.collect(book.hand_entries())
+        results = [hand_grades.apply(r, hand) for r in book.results()]
         scores = book.scores()
     for r in results:  # the gradebook's own total (manual grades included)
-        r["gradebook_score"] = scores.get((r["assignment"], r["student"]))
+        key = (r["assignment"], r["student"])
+        r["gradebook_score"] = r["score"] if key in hand.rejected else scores.get(key)
+    hand_grades.fix_csv(work / "grades.csv", results, hand.rejected)
+    problems += feedback_pages.refresh(work, results, hand.digest)
+    for p in hand.problems:
+        print(f"error: {p}", file=sys.stderr)
+    problems += hand.problems
+    setup += hand.problems  # the exit status says that something needs fixing
     tops = {r["assignment"]: float(r.get("max_score", 0.0)) for r in results}
     for name in _run_assignments(opts, subs, course, names):
         tops.setdefault(name, float(specs[name].max_score))
@@ -445,9 +466,9 @@ def _finish(book, res: dict, sub, digest: str, paths: dict, run: dict) -> None:
         _write(paths["autograded"], res["autograded"])
     _write(paths["feedback"], res["feedback_html"])
     _copy_exchange_files(sub.path.parent, paths["feedback"].parent)
-    lite = {
-        k: v for k, v in res.items() if k not in ("feedback_html", "autograded", "key")
-    }
+    feedback_pages.keep(paths["feedback_source"], res.get("feedback_notebook"))
+    bulky = ("feedback_html", "feedback_notebook", "autograded", "key")
+    lite = {k: v for k, v in res.items() if k not in bulky}
     lt = sub.late or late.Late(None, None, "unknown", 0.0, 0.0, 0.0)
     raw = float(lite.get("score") or 0.0)
     applied, final = late.final(raw, lt.penalty)
@@ -576,6 +597,7 @@ def check_notebook(
             (res,) = list(pool.run([("0", job)]))
         if res.get("status") == "grader-error":
             raise RuntimeError(f"the grader failed:\n{res.get('error')}")
+        res.pop("feedback_notebook", None)  # kept only by `grade`
         if not use_sandbox:
             res["isolation"] = {"no_sandbox": True}
         return res

@@ -149,6 +149,16 @@ def _defines(source: str, names: list[str]) -> bool:
     return bool(found & set(names))
 
 
+def code_answers(spec: Assignment) -> list[str]:
+    """The answer cells that define functions (written answers are markdown,
+    graded by hand, and never run)."""
+    return [
+        gid
+        for gid in spec.solutions
+        if spec.source_cells.get(gid, {}).get("cell_type", "code") == "code"
+    ]
+
+
 def answer_cells(
     nb: NotebookNode | None, spec: Assignment
 ) -> tuple[list[dict], list[str]]:
@@ -158,16 +168,16 @@ def answer_cells(
         ``([{"grade_id", "source"}], notes)``.
     """
     notes: list[str] = []
-    cells = [
-        c for c in (nb.cells if nb is not None else []) if c.get("cell_type") == "code"
-    ]
+    if nb is None:  # unreadable: the reader's message says why, not each cell
+        return [], notes
+    cells = [c for c in nb.cells if c.get("cell_type") == "code"]
     by_id = {}
     for cell in cells:
         meta = _meta(cell)
         if meta.get("solution") and meta.get("grade_id") in spec.solutions:
             by_id[meta["grade_id"]] = cell  # the last one wins, as in the kernel
     found = []
-    for gid in spec.solutions:
+    for gid in code_answers(spec):
         cell = by_id.get(gid)
         if cell is None:
             names = spec.answer_names.get(gid, [])

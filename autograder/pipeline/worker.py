@@ -35,7 +35,7 @@ import nbformat
 from autograder.authoring.assignment import Assignment, sanitize
 from autograder.checks import seeds
 from autograder.outputs import bounded
-from autograder.outputs.feedback import feedback_notebook, render_html
+from autograder.outputs.feedback import PENDING, feedback_notebook, render_html
 from autograder.outputs.sanitize import one_line
 from autograder.pipeline import verify
 from autograder.sandbox import ipc, kernel
@@ -259,10 +259,13 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
             ]
         except Exception as exc:  # noqa: BLE001 - nbgrader refuses the notebook
             result["status"] = "invalid-metadata"
-            result["messages"].append(
+            why = (
                 "nbgrader could not read the notebook's grading metadata "
-                f"({type(exc).__name__}: {str(exc)[:200]}); nbgrader would not "
-                "grade it. The verification below graded the functions anyway."
+                f"({type(exc).__name__}: {str(exc)[:200]})"
+            )
+            result["messages"].append(
+                f"{why}; nbgrader would not grade it. The verification below "
+                "graded the functions anyway."
             )
     if sanitized is not None:
         ran = _without_hidden_tests(sanitized, spec)
@@ -302,7 +305,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
                 "score": score,
                 "max_score": points,
                 "manual": True,
-                "problems": "no answer" if score == 0 else "graded by hand",
+                "problems": "no answer" if score == 0 else "to be graded by hand",
             }
             scores[gid] = score or 0.0
             continue
@@ -325,16 +328,21 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
     result["auto_max_score"] = spec.auto_max_score
     comments = _comments(sanitized, spec)
     result["comments"] = comments
-    base = (
-        sanitized
-        if sanitized is not None
-        else _empty_notebook(
-            result["messages"][-1] if result["messages"] else "unreadable"
+    if sanitized is not None:
+        base = sanitized
+    else:  # the reader's reason (e.g. the JSON error), not a cell's
+        why = why or "the notebook could not be read"
+        base = _empty_notebook(
+            f"{why[:1].upper()}{why[1:]}. Check that the file opens in "
+            "JupyterLab, then submit it again."
         )
-    )
     outputs = {gid: c.outputs for gid, c in v.cells.items()}
     t2 = time.monotonic()
-    fb = feedback_notebook(base, spec, scores, outputs, comments, notes)
+    shown = dict(comments)  # a written answer to grade says so on the page
+    for gid in spec.manual:
+        if result["cells"][gid]["score"] is None and not shown.get(gid):
+            shown[gid] = PENDING
+    fb = feedback_notebook(base, spec, scores, outputs, shown, notes)
     result["device"] = DEVICE_NOTE
     fb.cells.insert(0, nbformat.v4.new_markdown_cell(f"*Graded on {DEVICE_NOTE}.*"))
     result["feedback_html"], cut = bounded.render(
@@ -347,6 +355,8 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         late_penalty=min(float(job.get("late_penalty") or 0.0), result["score"]),
     )
     result["messages"] += cut
+    # what the page was drawn from: drawn again when grades are written by hand
+    result["feedback_notebook"] = json.dumps(fb)  # no validation: fb is ours
     result["timing"]["feedback"] = round(time.monotonic() - t2, 3)
     result["autograded"] = nbformat.writes(sanitized) if sanitized is not None else None
     result["timing"]["total"] = round(time.monotonic() - t0, 3)

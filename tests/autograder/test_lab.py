@@ -58,3 +58,23 @@ def test_missing_folder_is_an_error(tmp_path, capsys):
 @pytest.mark.slow
 def test_nbgrader_extensions_are_enabled():
     assert lab.check_nbgrader() == []
+
+
+def test_the_instructor_lab_opens_the_formgrader_on_grades_work_folder(tmp_path):
+    cmd = lab.lab_command(lab.ROOT, token="abc", default_url="/formgrader")
+    assert f"--ServerApp.root_dir={lab.ROOT}" in cmd  # the nbgrader course root
+    assert "--ServerApp.default_url=/formgrader" in cmd
+    assert not any("LabApp.default_url" in c for c in cmd)
+    env = lab.instructor_env(tmp_path / "work", "sqlite:///x.db", base={"PATH": ""})
+    assert env["TRAINLAB_GRADING_DIR"] == str((tmp_path / "work").resolve())
+    assert env["TRAINLAB_DB_URL"] == "sqlite:///x.db"
+    assert "TRAINLAB_DB_URL" not in lab.instructor_env(None, None, base={"PATH": ""})
+
+
+def test_work_and_db_go_with_instructor(capsys):
+    assert lab.main(["--work", "grading", "--skip-checks"]) == 2
+    assert "--instructor" in capsys.readouterr().err
+
+
+def test_the_formgrader_extension_is_enabled():
+    assert lab.check_nbgrader(lab.instructor_env(None, None), formgrader=True) == []

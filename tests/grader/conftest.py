@@ -3,10 +3,8 @@ a PostgreSQL server started for the session, and running the command."""
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -74,80 +72,30 @@ FAST = (
 )
 
 
-def _pg_bin() -> str | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if found:
-        return os.path.dirname(found[-1])
-    initdb = shutil.which("initdb")
-    return os.path.dirname(initdb) if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def postgres_url():
-    """A PostgreSQL server on a free localhost port, for the session.
+    """A PostgreSQL server on a free localhost port, for the session, started as
+    ``make db`` starts one (:mod:`autograder.outputs.postgres`).
 
-    As root the server runs as the ``postgres`` user (initdb refuses root).
-    Skipped, with the reason, when the server binaries are missing.
+    Skipped, with the reason, when the server cannot be had here (no server
+    programs; as root, no ``postgres`` user).
     """
-    pg = _pg_bin()
-    if pg is None:
+    from autograder.outputs import postgres
+
+    if postgres.pg_bin() is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    prefix: list[str] = []
-    data_root = tempfile.mkdtemp(prefix="gradebook-pg-")
-    if os.geteuid() == 0:
-        try:
-            import pwd
-
-            user = pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip(
-                "running as root and there is no 'postgres' user to run the server"
-            )
-        os.chown(data_root, user.pw_uid, user.pw_gid)
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data = os.path.join(data_root, "data")
-    port = _free_port()
-
-    def pg_run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            prefix + [os.path.join(pg, cmd[0]), *cmd[1:]],
-            capture_output=True,
-            text=True,
-            check=check,
-            timeout=120,
-            cwd=data_root,
-        )
-
-    pg_run("initdb", "-D", data, "-U", "grader", "--auth=trust", "-E", "UTF8")
-    opts = f"-p {port} -k {data_root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_run(
-        "pg_ctl",
-        "-D",
-        data,
-        "-o",
-        opts,
-        "-l",
-        os.path.join(data_root, "log"),
-        "-w",
-        "-t",
-        "60",
-        "start",
-    )
+    folder = Path(tempfile.mkdtemp(prefix="gradebook-pg-"))
     try:
-        pg_run(
-            "createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "grader", "gradebook"
-        )
-        yield f"postgresql+psycopg2://grader@127.0.0.1:{port}/gradebook"
+        server = postgres.start(folder, postgres.free_port(), fast=True)
+    except postgres.ServerError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        pytest.skip(f"no PostgreSQL server here: {exc}")
+    try:
+        yield server.url()
     finally:
-        pg_run("pg_ctl", "-D", data, "-m", "immediate", "-w", "stop", check=False)
+        postgres.stop(folder)
         time.sleep(0.2)
-        shutil.rmtree(data_root, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def fresh_database(server_url: str, name: str) -> str:

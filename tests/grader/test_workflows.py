@@ -68,6 +68,39 @@ def test_workflows_are_valid_and_report_to_classroom():
     assert "workflow_dispatch" in instructor["on"]
 
 
+def _header(name: str) -> str:
+    text = (WORKFLOWS / name).read_text()
+    return " ".join(ln.lstrip("# ") for ln in text.split("\nname:", 1)[0].splitlines())
+
+
+@pytest.mark.parametrize("name", ["student.yml", "instructor.yml"])
+def test_workflows_install_the_locked_grading_set_with_cpu_torch(name):
+    flow = yaml.safe_load((WORKFLOWS / name).read_text())
+    (job,) = flow["jobs"].values()
+    setup = next(s for s in job["steps"] if "setup-python" in s.get("uses", ""))
+    assert setup["with"]["cache-dependency-path"].endswith("requirements-grading.txt")
+    (install,) = [s for s in job["steps"] if "pip install" in s.get("run", "")]
+    lines = install["run"].strip().splitlines()
+    assert "--index-url https://download.pytorch.org/whl/cpu" in lines[0]
+    assert "torch==" in lines[0] and "requirements-grading.txt" in lines[0]
+    assert "-r requirements-grading.txt" in lines[1]
+    assert "requirements.txt" not in install["run"].replace("-grading.txt", "")
+    (ROOT / "requirements-grading.txt").read_text().index("torch==2.13.0")
+    header = _header(name)
+    assert "MB" in header and "distributions" in header, "measured numbers"
+
+
+def test_no_secret_in_the_workflow_students_can_edit():
+    text = (WORKFLOWS / "student.yml").read_text()
+    assert "secrets." not in text and "token:" not in text
+    header = _header("student.yml")
+    assert "no secret" in header.lower() and "public" in header
+    instructor = (WORKFLOWS / "instructor.yml").read_text()
+    assert "secrets.TRAINLAB_COURSE_SECRET" in instructor
+    header = _header("instructor.yml")
+    assert "private repository" in header and "TRAINLAB_COURSE_SECRET" in header
+
+
 def test_student_workflow_step(submissions, tmp_path):
     env, (step,) = _grading_steps("student.yml")
     workspace = tmp_path / "workspace"
