@@ -207,6 +207,7 @@ def verify(
     limits: sandbox.Limits,
     policy: sandbox.Policy,
     seed_key: bytes | None = None,
+    device: str = "cpu",
 ) -> Verification:
     """Score every grade cell of ``spec`` against the student's functions in ``nb``.
 
@@ -220,18 +221,27 @@ def verify(
             (:func:`autograder.checks.seeds.student_key`); None draws fresh
             random inputs (``check``). Reset to a random key afterwards, so
             that a kernel forked later for another student never holds it.
+        device: where the student's functions run (``"cpu"`` or ``"cuda"``):
+            the runner moves each call's tensors there; the checks here stay
+            on the CPU (:mod:`autograder.checks.placement`).
     """
-    from autograder.checks import seeds
+    from autograder.checks import placement, seeds
 
     start = time.monotonic()
     seeds.configure(seed_key)
+    placement.configure(device)
     try:
-        return _verify(nb, spec, limits=limits, policy=policy, start=start)
+        return _verify(
+            nb, spec, limits=limits, policy=policy, start=start, device=device
+        )
     finally:
         seeds.configure(None)
+        placement.configure(None)
 
 
-def _verify(nb, spec: Assignment, *, limits, policy, start: float) -> Verification:
+def _verify(
+    nb, spec: Assignment, *, limits, policy, start: float, device: str = "cpu"
+) -> Verification:
     from autograder.checks import seeds
 
     result = Verification()
@@ -239,7 +249,7 @@ def _verify(nb, spec: Assignment, *, limits, policy, start: float) -> Verificati
     result.notes += notes
     result.answers = {a["grade_id"]: a["source"] for a in answers}
     client = runner.RunnerClient(
-        spec.setup, answers, limits=limits, policy=_runner_policy(policy)
+        spec.setup, answers, limits=limits, policy=_runner_policy(policy), device=device
     )
     client.job["graded"] = sorted({n for v in spec.answer_names.values() for n in v})
     ns: dict = {"__name__": "__main__", "__builtins__": builtins}
