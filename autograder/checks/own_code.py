@@ -599,7 +599,8 @@ class Guard:
         refresh_reference()
         remote = getattr(type(fn), "__guarded_call__", None)
         if remote is not None and placement.on_device():
-            return self._call_on_device(remote, fn, str(placement.current()), args, kwargs)
+            device = str(placement.current())
+            return self._call_on_device(remote, fn, device, args, kwargs)
         given = Protected(args, kwargs, self.inplace)
         try:
             if remote is not None:

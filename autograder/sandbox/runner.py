@@ -838,9 +838,7 @@ class RunnerClient:
             self.start()
         return self._exchange({"op": op, "target": proxy._target(), **fields})
 
-    def call(
-        self, proxy: RemoteFunction, args, kwargs, guard=None, device=None
-    ) -> Any:
+    def call(self, proxy: RemoteFunction, args, kwargs, guard=None, device=None) -> Any:
         """Call the student's function; on ``device`` (not the CPU) its CPU
         tensors move there in the runner, and a tensor it returns on another
         device raises :class:`~autograder.checks.placement.OffDevice`."""
