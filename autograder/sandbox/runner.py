@@ -182,6 +182,10 @@ class _Codec:
     def lookup(self, name: str) -> Any:
         raise RemoteError(f"no name {name!r} here")
 
+    def generator_device(self, claimed: str) -> str:
+        """Where a generator sent by the peer is rebuilt (as it says, here)."""
+        return claimed
+
     def handle(self, value: Any) -> dict:
         """A reference to ``value``, which stays on this side."""
         return {
@@ -215,7 +219,7 @@ class _Codec:
         if tag == "ndarray":
             return value["v"].numpy()
         if tag == "gen":
-            gen = torch.Generator(device=str(value["device"]))
+            gen = torch.Generator(device=self.generator_device(str(value["device"])))
             gen.set_state(value["state"])
             return gen
         if tag in ("dataclass", "object"):
@@ -925,6 +929,11 @@ class _VerifierCodec(_Codec):
         if isinstance(value, RemoteFunction):
             return value._target()
         return super().encode(value, depth)
+
+    def generator_device(self, claimed: str) -> str:
+        """Always the CPU: a generator "on cuda" from the runner must not make
+        the verifier, which forks sandboxes, initialize CUDA."""
+        return "cpu"
 
 
 def _rules_dict(rules) -> dict:

@@ -242,3 +242,14 @@ def test_a_sandbox_initializes_cuda(policy):
     name = device.require_in_sandbox(pol, sandbox.Limits(), "cuda")
     assert name
     assert not sandbox.cuda_driver_loaded()  # and this process never used CUDA
+
+
+def test_the_verifier_rebuilds_a_generator_on_the_cpu_whatever_it_claims():
+    """A student's function returning a generator 'on cuda' must not make the
+    verifier initialize CUDA (its later sandboxes could not use the GPU)."""
+    state = torch.Generator().manual_seed(3).get_state()
+    codec = runner._VerifierCodec(lambda k, info: None)
+    with CudaCalls() as calls:
+        gen = codec.decode({runner._TAG: "gen", "state": state, "device": "cuda"})
+    assert gen.device == torch.device("cpu") and calls.seen == []
+    assert torch.equal(gen.get_state(), state)
