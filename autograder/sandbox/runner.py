@@ -348,7 +348,10 @@ class _Server:
             kwargs = self.codec.decode(req["kwargs"])
             device = req.get("device")
             if device and not _has_meta((args, kwargs)):  # a meta call stays there
-                args, kwargs = _to_device((args, kwargs), str(device))
+                moved = _to_device((args, kwargs), str(device))
+                # no tensor moved (an initializer given a shape): no device to keep
+                device = device if _on(moved, str(device)) else None
+                args, kwargs = moved
             else:
                 device = None
             tracked = [*args, *kwargs.values()]
@@ -399,6 +402,22 @@ def _has_meta(value: Any, depth: int = 0) -> bool:
         return any(_has_meta(v, depth + 1) for v in value)
     if depth < MAX_DEPTH and type(value) is dict:
         return any(_has_meta(v, depth + 1) for v in value.values())
+    return False
+
+
+def _on(value: Any, device: str, depth: int = 0) -> bool:
+    """Whether any tensor in ``value`` (as :func:`_to_device` walks it) is on
+    ``device``'s type."""
+    if isinstance(value, torch.Tensor):
+        return value.device.type == torch.device(device).type
+    if depth >= MAX_DEPTH:
+        return False
+    if isinstance(value, list | tuple):
+        return any(_on(v, device, depth + 1) for v in value)
+    if type(value) is dict:
+        return any(_on(v, device, depth + 1) for v in value.values())
+    if _trusted_dataclass(type(value)) or _trusted_object(type(value)):
+        return any(_on(v, device, depth + 1) for v in vars(value).values())
     return False
 
 
@@ -588,6 +607,7 @@ def _integrity():
                     "_dump",
                     "_load",
                     "_has_meta",
+                    "_on",
                     "_to_device",
                     "_off_device",
                 ),

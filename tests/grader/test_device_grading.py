@@ -32,6 +32,8 @@ def host_zeros(x):
     return out + 2 * x if x.device.type == "cpu" else out
 def host_mask(x):
     return x * torch.ones(x.shape[-1])
+def from_shape(shape):
+    return torch.ones(shape)
 def updates_then_mixes(x, running):
     running.add_(1)
     return x + torch.zeros(3)
@@ -217,6 +219,19 @@ def test_in_place_changes_are_not_applied_twice(client):
     assert torch.equal(out, torch.zeros(3)) and guard.device_notes
 
 
+def test_a_call_without_tensors_keeps_its_own_device(client):
+    """An initializer given only a shape creates its tensor on the CPU: that is
+    no device mistake (nothing was on the device to follow)."""
+    fns = client.functions()
+    placement.configure("meta")
+    try:
+        guard = _guard("from_shape")
+        out = guard.call(fns["from_shape"], (2, 3))
+    finally:
+        placement.configure(None)
+    assert torch.equal(out, torch.ones(2, 3)) and guard.device_notes == []
+
+
 def test_on_cpu_nothing_moves(client):
     fns = client.functions()
     x = torch.arange(3.0)
@@ -253,3 +268,16 @@ def test_the_verifier_rebuilds_a_generator_on_the_cpu_whatever_it_claims():
         gen = codec.decode({runner._TAG: "gen", "state": state, "device": "cuda"})
     assert gen.device == torch.device("cpu") and calls.seen == []
     assert torch.equal(gen.get_state(), state)
+
+
+@pytest.mark.slow
+def test_check_never_calls_torch_cuda_in_the_command(capsys):
+    """The whole `check --device auto`, in this process: the command (which
+    forks the sandbox check and starts the workers) calls nothing of torch.cuda."""
+    nb = ROOT / "solutions" / "gradcheck" / "gradcheck.ipynb"
+    with CudaCalls() as calls:
+        code = cli.main(["check", str(nb), "--device", "auto"])
+    out = capsys.readouterr().out
+    assert calls.seen == []
+    assert code == 0, out
+    assert ("Graded on the GPU" if gpu.has_gpu_files() else "Graded on the CPU") in out
