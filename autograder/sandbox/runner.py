@@ -347,7 +347,7 @@ class _Server:
             args = self.codec.decode(req["args"])
             kwargs = self.codec.decode(req["kwargs"])
             device = req.get("device")
-            if device and not _has_meta((args, kwargs)):  # a meta call stays there
+            if device and not _has_meta((args, kwargs)):  # meta, a CPU generator
                 moved = _to_device((args, kwargs), str(device))
                 # no tensor moved (an initializer given a shape): no device to keep
                 device = device if _on(moved, str(device)) else None
@@ -396,8 +396,13 @@ class _Server:
 
 
 def _has_meta(value: Any, depth: int = 0) -> bool:
+    """Whether a call must stay where it is: it has a ``meta`` tensor (the
+    device check on meta) or a CPU ``torch.Generator`` (its random numbers
+    are drawn on the CPU, as the answer key's are)."""
     if isinstance(value, torch.Tensor):
         return value.device.type == "meta"
+    if isinstance(value, torch.Generator):
+        return value.device.type == "cpu"
     if depth < MAX_DEPTH and isinstance(value, list | tuple):
         return any(_has_meta(v, depth + 1) for v in value)
     if depth < MAX_DEPTH and type(value) is dict:

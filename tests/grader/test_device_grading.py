@@ -34,6 +34,8 @@ def host_mask(x):
     return x * torch.ones(x.shape[-1])
 def from_shape(shape):
     return torch.ones(shape)
+def fill(w, generator):
+    return torch.randn(w.shape, generator=generator, dtype=w.dtype)
 def updates_then_mixes(x, running):
     running.add_(1)
     return x + torch.zeros(3)
@@ -230,6 +232,21 @@ def test_a_call_without_tensors_keeps_its_own_device(client):
     finally:
         placement.configure(None)
     assert torch.equal(out, torch.ones(2, 3)) and guard.device_notes == []
+
+
+def test_a_call_given_a_cpu_generator_stays_on_the_cpu(client):
+    """Random numbers are drawn on the generator's device, as the key's are."""
+    fns = client.functions()
+    placement.configure("meta")
+    try:
+        guard = _guard("fill")
+        out = guard.call(
+            fns["fill"], torch.zeros(2, 3), torch.Generator().manual_seed(1)
+        )
+    finally:
+        placement.configure(None)
+    want = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out, want) and guard.device_notes == []
 
 
 def test_on_cpu_nothing_moves(client):
