@@ -29,7 +29,7 @@ def grading_device():
     placement.configure(None)
 
 
-@pytest.mark.parametrize("name", ["activations", "batchnorm"])
+@pytest.mark.parametrize("name", ["activations", "batchnorm", "gradcheck"])
 def test_the_solutions_pass_the_comparison(name, grading_device):
     ns, _, _ = _solution_namespace(name)
     reports = grade_all(name, ns)
