@@ -185,3 +185,15 @@ def test_the_cuda_driver_in_the_forking_process_is_noticed():
     )
     if not gpu.has_gpu_files():  # no GPU: nothing here can have loaded it
         assert not sandbox.cuda_driver_loaded()
+
+
+def test_the_grading_policy_has_gpu_files_only_with_cuda(tmp_path):
+    from autograder.pipeline import grading
+
+    cpu = grading._policy(grading.Options(submissions=tmp_path, work=tmp_path), [])
+    assert cpu["devices"] == []
+    assert not [p for p in cpu["allow"] if "nvidia" in p or p.startswith("/sys")]
+    cuda = grading._policy(
+        grading.Options(submissions=tmp_path, work=tmp_path, device="cuda"), []
+    )
+    assert cuda["devices"] == list(gpu.select("cuda").devices)
