@@ -629,14 +629,18 @@ class Guard:
             note = placement.off_device_message(self.what, exc.found, exc.device)
         except Exception as exc:  # student code may raise anything
             text = f"{type(exc).__name__}: {exc}"
-            if not placement.device_mistake(text):
+            if placement.device_failure(text):  # the GPU's fault: no mistake
+                note = ""
+                placement.failures.append(f"{self.what}: {text.splitlines()[0]}")
+            elif placement.device_mistake(text):
+                note = placement.failed_on_device_message(
+                    self.what, device, text.splitlines()[0]
+                )
+            else:
                 raise
-            note = placement.failed_on_device_message(
-                self.what, device, text.splitlines()[0]
-            )
         finally:
             given.report(self.changed)
-        if note not in self.device_notes:
+        if note and note not in self.device_notes:
             self.device_notes.append(note)
         again = Protected(args, kwargs, self.inplace)
         try:

@@ -46,9 +46,32 @@ class OffDevice(Exception):
         self.device = device
 
 
+#: what torch says when the GPU itself failed (the driver, cuBLAS, cuSOLVER),
+#: which is the grader's problem, not the student's
+DEVICE_FAILURES = (
+    "CUDA error",
+    "CUBLAS_STATUS",
+    "CUSOLVER_STATUS",
+    "CUDNN_STATUS",
+    "cuDNN error",
+)
+
+#: calls that failed on the device for the grader's reasons, and ran on the CPU
+failures: list[str] = []
+
+
 def configure(device: str | None) -> None:
-    """Grade on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None: not grading."""
+    """Grade on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``); None: not grading.
+
+    Also forgets the :data:`failures` of the previous run.
+    """
     _device[0] = None if device is None else str(device)
+    failures.clear()
+
+
+def device_failure(text: str) -> bool:
+    """Whether an error message says that the GPU itself failed."""
+    return any(k in text for k in DEVICE_FAILURES)
 
 
 def current() -> str | None:

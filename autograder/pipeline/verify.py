@@ -296,6 +296,14 @@ def _verify(
             result.notes.append(
                 "during verification: " + ", ".join(sorted(set(client.events)))
             )
+        from autograder.checks import placement
+
+        if placement.failures:
+            result.notes.append(
+                f"the GPU failed in {len(placement.failures)} calls, which ran on "
+                f"the CPU instead (the grader's problem, not yours): "
+                f"{placement.failures[0][:300]}"
+            )
     finally:
         client.close()
     result.seconds = time.monotonic() - start

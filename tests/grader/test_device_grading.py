@@ -34,6 +34,10 @@ def host_mask(x):
     return x * torch.ones(x.shape[-1])
 def from_shape(shape):
     return torch.ones(shape)
+def gpu_breaks(x):
+    if x.device.type != "cpu":
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+    return x + 1
 def fill(w, generator):
     return torch.randn(w.shape, generator=generator, dtype=w.dtype)
 def updates_then_mixes(x, running):
@@ -247,6 +251,23 @@ def test_a_call_given_a_cpu_generator_stays_on_the_cpu(client):
         placement.configure(None)
     want = torch.randn(2, 3, generator=torch.Generator().manual_seed(1))
     assert torch.equal(out, want) and guard.device_notes == []
+
+
+def test_a_failure_of_the_gpu_itself_is_no_mistake_of_the_student(client):
+    """cuBLAS or the driver failing is the grader's problem: the call runs on
+    the CPU, the student loses nothing, and the verifier notes it."""
+    fns = client.functions()
+    placement.configure("meta")
+    try:
+        guard = _guard("gpu_breaks")
+        out = guard.call(fns["gpu_breaks"], torch.zeros(3))
+        failures = list(placement.failures)
+    finally:
+        placement.configure(None)
+    assert torch.equal(out, torch.ones(3)) and guard.device_notes == []
+    assert len(failures) == 1
+    assert failures[0].startswith("gpu_breaks: RuntimeError: CUDA error: an illegal")
+    assert placement.failures == []  # forgotten with the run
 
 
 def test_on_cpu_nothing_moves(client):
