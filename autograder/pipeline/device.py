@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -110,9 +111,9 @@ def probe(timeout: float = 120.0) -> dict:
 
 
 def _cuda_env() -> dict[str, str]:
-    import os
-
+    """What the probe keeps of this environment: where CUDA and torch are."""
     keep = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "LD_LIBRARY_PATH", "HOME")
+    keep += ("PYTHONPATH",)  # where torch may come from
     return {k: os.environ[k] for k in keep if k in os.environ}
 
 
