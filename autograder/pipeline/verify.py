@@ -229,6 +229,7 @@ def verify(
 
     start = time.monotonic()
     seeds.configure(seed_key)
+    device = "cuda:0" if device == "cuda" else device  # named so in messages
     placement.configure(device)
     try:
         return _verify(
