@@ -29,7 +29,9 @@ def grading_device():
     placement.configure(None)
 
 
-@pytest.mark.parametrize("name", ["activations", "batchnorm", "gradcheck"])
+@pytest.mark.parametrize(
+    "name", ["activations", "batchnorm", "gradcheck", "normalization"]
+)
 def test_the_solutions_pass_the_comparison(name, grading_device):
     ns, _, _ = _solution_namespace(name)
     reports = grade_all(name, ns)
