@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from autograder.checks import seeds
+from autograder.checks import placement, seeds
 from autograder.checks.core import Mistake
 from autograder.checks.expect import (
     expect_close,
@@ -27,6 +27,7 @@ from autograder.checks.expect import (
     unpack,
 )
 from autograder.checks.own_code import Guard, same_values, was_changed
+from autograder.checks.placement import device_mistake
 from trainlab.gradcheck import check_directional, check_elementwise
 
 #: a wrong formula: (message naming the misconception, the value it gives)
@@ -191,14 +192,6 @@ def forward_for_cache(
     return guard.call(fn, *args, **kwargs)
 
 
-#: what torch says when a function mixes devices or leaves the tensor's device
-_DEVICE_ERRORS = (
-    "not on the expected device",
-    "on the same device",
-    "to numpy",
-    "numpy()",
-    "Use Tensor.cpu()",
-)
 META = torch.device("meta")
 
 
@@ -223,11 +216,6 @@ def _tensors_of(value: Any, depth: int = 0) -> list[torch.Tensor]:
     return []
 
 
-def device_mistake(text: str) -> bool:
-    """Whether an error message says that a function mixed devices."""
-    return any(k in text for k in _DEVICE_ERRORS)
-
-
 def _device_message(what: str, detail: str) -> str:
     return (
         f"{what} works only on the CPU: {detail}. Your functions must work for "
@@ -247,8 +235,12 @@ def on_meta(
     kwargs: dict[str, Any] | None = None,
     *,
     outputs: int | None = None,
+    compare: bool = True,
 ) -> Any:
     """Call ``fn`` on ``meta`` copies of its inputs; a device mistake is a Mistake.
+
+    With a grading device (``--device cuda``) and ``compare``, the same call
+    then runs on the CPU and on the device (:func:`same_on_cpu_and_device`).
 
     Every tensor the function returns (the first ``outputs`` items of a tuple,
     when given: a forward's cache may hold anything) must be on the inputs'
@@ -279,7 +271,75 @@ def on_meta(
                     f"it returned a tensor on {t.device} for inputs on another device",
                 )
             )
+    if compare and placement.on_device():
+        same_on_cpu_and_device(guard, fn, what, args, kwargs or {}, outputs=outputs)
     return value
+
+
+def _fresh(value: Any, depth: int = 0) -> Any:
+    """``value`` with its tensors cloned (lists, tuples, dicts), for one call."""
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    if depth < 3 and type(value) in (list, tuple):
+        return type(value)(_fresh(v, depth + 1) for v in value)
+    if depth < 3 and type(value) is dict:
+        return {k: _fresh(v, depth + 1) for k, v in value.items()}
+    return value
+
+
+def same_on_cpu_and_device(
+    guard: Guard,
+    fn: Callable[..., Any],
+    what: str,
+    args: Sequence[Any],
+    kwargs: dict[str, Any],
+    *,
+    outputs: int | None = None,
+) -> None:
+    """With a grading device (:mod:`placement`): the same call on the CPU and
+    on the device must agree (float64: relative error at most 1e-9; other
+    dtypes: their usual tolerance).
+
+    A device mistake any call of this cell made on the device (remembered by
+    the guard) fails here too. A function that raises on the CPU is not
+    compared: its other checks report that.
+    """
+    device = str(placement.current())
+    try:
+        with placement.pinned("cpu"):
+            cpu = guard.call(fn, *_fresh(tuple(args)), **_fresh(kwargs))
+    except Mistake:
+        raise
+    except Exception:  # noqa: BLE001 - not a device question
+        cpu = None
+    if cpu is not None:
+        try:
+            dev = guard.call(fn, *_fresh(tuple(args)), **_fresh(kwargs))
+        except Mistake:
+            raise
+        except Exception as exc:  # noqa: BLE001 - it ran on the CPU
+            detail = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+            raise Mistake(
+                placement.failed_on_device_message(what, device, detail)
+            ) from None
+    if guard.device_notes:
+        raise Mistake(guard.device_notes[0])
+    if cpu is None:
+        return
+    pick = (lambda v: v[:outputs]) if outputs is not None else (lambda v: v)
+    ours = _tensors_of(pick(dev) if isinstance(dev, tuple) else dev)
+    theirs = _tensors_of(pick(cpu) if isinstance(cpu, tuple) else cpu)
+    if len(ours) != len(theirs):
+        raise Mistake(
+            f"{what} returned {len(ours)} tensors on {device} and {len(theirs)} "
+            "on the CPU for the same inputs"
+        )
+    for i, (a, b) in enumerate(zip(ours, theirs, strict=True)):
+        if a.is_floating_point() and b.is_floating_point():
+            tol = 1e-9 if a.dtype == torch.float64 else None  # else the dtype's
+            expect_close(a, b, f"output {i + 1} on {device} vs on cpu", tol=tol)
+        elif not torch.equal(a, b):
+            raise Mistake(f"output {i + 1} of {what} differs on {device} and on cpu")
 
 
 def backward_on_meta(
@@ -310,7 +370,10 @@ def backward_on_meta(
         cache = None
     if cache is None or any(t.device != META for t in _tensors_of(cache)):
         cache = reference(*margs, **mkw)[1]
-    on_meta(guard, backward, what, (_to_meta(dout), cache))
+    on_meta(guard, backward, what, (_to_meta(dout), cache), compare=False)
+    if placement.on_device():  # on the reference's cache, computed on the CPU
+        ref_cache = reference(*_fresh(tuple(args)), **_fresh(dict(kwargs)))[1]
+        same_on_cpu_and_device(guard, backward, what, (dout, ref_cache), {})
 
 
 def device_pairs() -> list[torch.device]:

@@ -24,11 +24,13 @@ from functools import partial
 
 import torch
 
+from autograder.checks import placement
 from autograder.checks.common import (
     close_with_hints,
     device_pairs,
     randn,
     runs_with_the_answer,
+    same_on_cpu_and_device,
     single_threaded,
 )
 from autograder.checks.core import Grader, Mistake, Report
@@ -426,6 +428,11 @@ def grade_numerical_gradient(numerical_gradient: Callable[..., object]) -> Repor
             dev = call(_elementwise_f, x.to(device), dout.to(device))
             expect_close(
                 dev.cpu(), cpu, f"the gradient on {device} vs on cpu", tol=1e-9
+            )
+        if placement.on_device():  # grading on a GPU: the same comparison there
+            x, dout = randn((5, 4), 72), randn((5, 4), 73)
+            same_on_cpu_and_device(
+                guard, numerical_gradient, what, (_elementwise_f, x, dout), {}
             )
 
     def larger() -> None:

@@ -40,6 +40,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import trainlab
+from autograder.checks import placement
 from autograder.checks.core import Grader, Mistake, Report
 
 _TRAINLAB_DIR = os.path.dirname(os.path.abspath(trainlab.__file__)) + os.sep
@@ -526,6 +527,9 @@ class Guard:
     inplace: tuple[int | str, ...] = ()
     #: the names of the arguments the student's function changed (restored)
     changed: list[str] = field(default_factory=list)
+    #: device mistakes seen while calls ran on the grading device (messages);
+    #: the device check (:func:`autograder.checks.common.on_meta`) reports them
+    device_notes: list[str] = field(default_factory=list)
 
     def _classify(self, frame: types.FrameType, event: str, arg: Any) -> str | None:
         # what the reference does inside a function the student may call (the
@@ -594,6 +598,9 @@ class Guard:
             raise Mistake(self._message())
         refresh_reference()
         remote = getattr(type(fn), "__guarded_call__", None)
+        if remote is not None and placement.on_device():
+            device = str(placement.current())
+            return self._call_on_device(remote, fn, device, args, kwargs)
         given = Protected(args, kwargs, self.inplace)
         try:
             if remote is not None:
@@ -601,6 +608,45 @@ class Guard:
             return self.call_here(fn, *given.args, **given.kwargs)
         finally:
             given.report(self.changed)
+
+    def _call_on_device(
+        self, remote: Callable[..., Any], fn: Any, device: str, args, kwargs
+    ) -> Any:
+        """A remote call on the grading device (:mod:`placement`).
+
+        A device mistake there (a tensor returned on another device, an error
+        that names a device mix) is remembered for the cell's device check,
+        and the call is made again on the CPU, whose result the other checks
+        see: a function that works only on the CPU loses the device check,
+        as it does on a machine without a GPU, and nothing more.
+        """
+        given = Protected(args, kwargs, self.inplace)
+        try:
+            return remote(fn, self, given.args, given.kwargs, device=device)
+        except Mistake:
+            raise
+        except placement.OffDevice as exc:
+            note = placement.off_device_message(self.what, exc.found, exc.device)
+        except Exception as exc:  # student code may raise anything
+            text = f"{type(exc).__name__}: {exc}"
+            if placement.device_failure(text):  # the GPU's fault: no mistake
+                note = ""
+                placement.failures.append(f"{self.what}: {text.splitlines()[0]}")
+            elif placement.device_mistake(text):
+                note = placement.failed_on_device_message(
+                    self.what, device, text.splitlines()[0]
+                )
+            else:
+                raise
+        finally:
+            given.report(self.changed)
+        if note and note not in self.device_notes:
+            self.device_notes.append(note)
+        again = Protected(args, kwargs, self.inplace)
+        try:
+            return remote(fn, self, again.args, again.kwargs, device="cpu")
+        finally:
+            again.report(self.changed)
 
     def call_here(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` in this process under the profiler and the dispatch guard."""
@@ -695,8 +741,15 @@ def rules(
 
 
 def devices() -> list[torch.device]:
-    """CPU, and CUDA when a device is present."""
+    """CPU, and CUDA when a device is present.
+
+    While grading (:func:`placement.grading`) only the CPU, without asking
+    torch: the verifier never touches CUDA, and with ``--device cuda`` every
+    graded call already runs on the GPU in the runner.
+    """
     found = [torch.device("cpu")]
+    if placement.grading():
+        return found
     if torch.cuda.is_available():
         found.append(torch.device("cuda"))
     return found

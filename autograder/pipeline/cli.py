@@ -91,9 +91,15 @@ grading refuses to start unless you pass --no-sandbox (the summary then says
 that student code ran with your rights). The scores come from the tests run in
 a process that never runs student code, calling the student's functions in the
 sandbox; the notebook's own run never receives the hidden tests. summary.md
-lists under "Needs review" what the static scans found. Grading runs on the
-CPU (a CUDA context does not survive the forks that make it fast); students'
-own runs and the course's tests exercise the GPU.
+lists under "Needs review" what the static scans found.
+
+Device: --device auto (the default) grades on a CUDA GPU when this machine has
+one, else on the CPU; --device cuda insists (and says why not); --device cpu
+never uses a GPU. On the GPU the student's functions run there, in the
+sandbox (which then also gets the GPU's device files and nothing more); the
+answer keys stay float64 on the CPU; each layer is also compared on the CPU
+and the GPU, and a function that works only on the CPU loses its device
+check. summary.md, grades.json and every feedback page say which device graded.
 
 Examples:
   python -m autograder grade submissions/ --assignment batchnorm
@@ -154,6 +160,31 @@ def _limits_args(p: argparse.ArgumentParser) -> None:
         metavar="MB",
         help=f"memory per notebook (default {d.memory_mb})",
     )
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where the student's functions run: auto (default: a CUDA GPU when "
+        "there is one, else the CPU), cpu, or cuda (an error where there is none)",
+    )
+
+
+def _resolve_device(args: argparse.Namespace):
+    """The device for ``--device``, or None after printing why not (exit 2)."""
+    from autograder.pipeline import device
+
+    try:
+        found = device.resolve(args.device)
+    except ValueError as exc:
+        print(f"error: {terminal(exc)}", file=sys.stderr)
+        return None
+    if args.device == "auto" and found.kind == "cpu" and found.note:
+        if not found.note.startswith("no CUDA GPU on this machine"):
+            print(f"note: grading on the CPU: {terminal(found.note)}", file=sys.stderr)
+    return found
 
 
 def _limits(args: argparse.Namespace) -> sandbox.Limits:
@@ -249,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--json", action="store_true", help="print the run's results as JSON on stdout"
     )
+    _device_arg(g)
     _limits_args(g)
 
     c = sub.add_parser(
@@ -279,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="also write the result as JSON to FILE",
     )
+    _device_arg(c)
     _limits_args(c)
     return parser
 
@@ -286,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _grade(args: argparse.Namespace) -> int:
     from autograder.pipeline import grading, intake
 
+    found = _resolve_device(args)
+    if found is None:
+        return 2
     opts = grading.Options(
         submissions=args.submissions,
         assignment=args.assignment,
@@ -299,6 +335,8 @@ def _grade(args: argparse.Namespace) -> int:
         sandbox=not args.no_sandbox,
         course=args.course,
         roster=args.roster,
+        device=found.kind,
+        device_name=found.name,
     )
     try:
         run = grading.grade_folder(opts)
@@ -307,7 +345,8 @@ def _grade(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         keep = ("graded", "cached", "errors", "jobs", "seconds", "problems", "work")
-        out = {k: run[k] for k in keep}
+        keep += ("device",)
+        out = {k: run.get(k) for k in keep}
         out["results"] = [
             {k: r.get(k) for k in ("student", "assignment", "score", "max_score")}
             for r in run["results"]
@@ -326,12 +365,17 @@ def _check(args: argparse.Namespace) -> int:
     if not args.notebook.is_file():
         print(f"error: {args.notebook} is not a file", file=sys.stderr)
         return 2
+    found = _resolve_device(args)
+    if found is None:
+        return 2
     try:
         res = grading.check_notebook(
             args.notebook,
             assignment_name=args.assignment,
             limits=_limits(args),
             use_sandbox=not args.no_sandbox,
+            device=found.kind,
+            device_name=found.name,
         )
     except (ValueError, RuntimeError) as exc:
         print(f"error: {terminal(exc)}", file=sys.stderr)

@@ -51,6 +51,7 @@ from autograder.pipeline import (
     lms_export,
 )
 from autograder.pipeline import course as course_file
+from autograder.pipeline.device import device_note
 from autograder.sandbox import isolation as sandbox
 
 ROOT = cfg.ROOT
@@ -76,6 +77,10 @@ class Options:
     course: Path | None = None
     #: the LMS's roster export (--roster): a Canvas gradebook or Moodle CSV
     roster: Path | None = None
+    #: where student functions run (--device, resolved): "cpu" or "cuda"
+    device: str = "cpu"
+    #: how summary and feedback name it ("cuda:0 (NVIDIA H200)")
+    device_name: str = "cpu"
 
 
 #: the environment variable that holds the course secret (else a file)
@@ -141,9 +146,11 @@ def _policy(opts: Options, extra_hidden: list[Path]) -> dict:
     ]
     # one block of uids per grading run, so concurrent runs never share one
     uid = sandbox.BASE_UID + 16 * (os.getpid() % 256) if os.geteuid() == 0 else None
-    policy = sandbox.course_policy(str(ROOT), hide=tuple(hide), uid=uid)
+    policy = sandbox.course_policy(
+        str(ROOT), hide=tuple(hide), uid=uid, device=opts.device
+    )
     if not opts.sandbox:
-        policy = sandbox.Policy(uid=uid, namespaces=False)
+        policy = sandbox.Policy(uid=uid, namespaces=False, devices=policy.devices)
     return {
         k: list(v) if isinstance(v, tuple) else v for k, v in policy.__dict__.items()
     }
@@ -155,11 +162,15 @@ def _require_sandbox(opts: Options, policy: dict) -> None:
     Raises:
         sandbox.SandboxUnavailable: with what to do about it.
     """
+    pol = sandbox.Policy(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()}
+    )
     if opts.sandbox:
-        pol = sandbox.Policy(
-            **{k: tuple(v) if isinstance(v, list) else v for k, v in policy.items()}
-        )
         sandbox.require_isolation(pol, opts.limits)
+    if opts.device != "cpu":
+        from autograder.pipeline import device
+
+        device.require_in_sandbox(pol, opts.limits, opts.device)
 
 
 def _write(path: Path, data: str | bytes) -> None:
@@ -224,7 +235,7 @@ def grade_folder(opts: Options) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     _require_sandbox(opts, _policy(opts, [opts.submissions.resolve()]))
     # the workers start now: they import torch while the assignments load
-    pool = Pool(max(1, opts.jobs), work / "logs")
+    pool = Pool(max(1, opts.jobs), work / "logs", opts.device, opts.device_name)
     if opts.assignment:  # known now: the workers can warm up while we load
         pool.prepare(
             [opts.assignment],
@@ -288,8 +299,10 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
     secret = course_secret(work)
     # the secret decides the check inputs, so it is part of what a grade is of
     version = code_version() + hashlib.sha256(b"secret:" + secret).hexdigest()
-    limits_key = json.dumps(opts.limits.to_dict(), sort_keys=True)
+    # a grade says where it was computed: another device grades again
+    limits_key = json.dumps(opts.limits.to_dict(), sort_keys=True) + opts.device
     run = {"graded": 0, "cached": 0, "errors": 0, "jobs": 0, "isolation": {}}
+    run["device"] = device_note(opts.device, opts.device_name)
     if not opts.sandbox:
         run["isolation"] = {"no_sandbox": True}
     with Book(db_url, cfg.COURSE_ID) as book:
@@ -529,8 +542,13 @@ def check_notebook(
     limits: sandbox.Limits | None = None,
     source_root: Path = asg.SOURCE,
     use_sandbox: bool = True,
+    device: str = "cpu",
+    device_name: str = "",
 ) -> dict:
     """Grade one notebook without a gradebook (``python -m autograder check``).
+
+    ``device``: where the student's functions run (``"cpu"``, ``"cuda"``),
+    already resolved (:func:`autograder.pipeline.device.resolve`).
 
     Raises:
         ValueError: the assignment cannot be told from the notebook.
@@ -576,6 +594,8 @@ def check_notebook(
             source_root=source_root,
             limits=limits,
             sandbox=use_sandbox,
+            device=device,
+            device_name=device_name or device,
         )
         policy = _policy(opts, [path.resolve().parent])
         _require_sandbox(opts, policy)
@@ -587,7 +607,7 @@ def check_notebook(
             "notes": [],
             "source": str(asg.source_path(assignment_name, source_root)),
         }
-        with Pool(1, work / "logs") as pool:
+        with Pool(1, work / "logs", opts.device, opts.device_name) as pool:
             pool.configure(
                 {assignment_name: spec.to_dict()},
                 limits.to_dict(),

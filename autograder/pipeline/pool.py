@@ -39,12 +39,22 @@ _START = (
 )
 
 
-def worker_env(home: str) -> dict[str, str]:
+def worker_env(home: str, device: str = "cpu") -> dict[str, str]:
+    """The zygote's environment: nothing of the grader's but what it needs.
+
+    CUDA never initializes in the zygote or its workers (they fork the
+    sandboxes, and a CUDA context does not survive a fork): on the CPU they
+    see no GPU at all; with ``device="cuda"`` the GPUs stay visible for the
+    sandboxes (``CUDA_VISIBLE_DEVICES`` as the grader has it), and any
+    ``torch.cuda.is_available()`` asks NVML, which initializes nothing.
+    """
     env = {k: os.environ[k] for k in _KEEP if k in os.environ}
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    elif "CUDA_VISIBLE_DEVICES" in os.environ:
+        env["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
     env.update(
-        # CPU only: a CUDA context does not survive fork, and workers fork a
-        # sandbox per submission from a process that has already run the checks
-        CUDA_VISIBLE_DEVICES="",
+        PYTORCH_NVML_BASED_CUDA_CHECK="1",
         HOME=home,
         OMP_NUM_THREADS="1",
         MKL_NUM_THREADS="1",
@@ -79,9 +89,13 @@ class Pool:
     Args:
         n: the number of workers :meth:`configure` starts (at most).
         log_dir: where the workers' stderr goes (``workers.log``).
+        device: where student functions run, ``"cpu"`` or ``"cuda"``.
+        device_name: how the summary and feedback name it.
     """
 
-    def __init__(self, n: int, log_dir: Path):
+    def __init__(self, n: int, log_dir: Path, device: str = "cpu", device_name=""):
+        self.device = device
+        self.device_name = device_name or device
         self.n = max(1, n)
         self.log_dir = log_dir
         self.home = tempfile.mkdtemp(prefix="autograder-home-")
@@ -90,7 +104,7 @@ class Pool:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(log_dir / "workers.log", "ab")  # noqa: SIM115
         self.ctrl, theirs = socket.socketpair()
-        env = worker_env(self.home)
+        env = worker_env(self.home, device)
         env["AUTOGRADER_WORKER_FD"] = str(theirs.fileno())
         self.zygote = subprocess.Popen(
             [sys.executable, "-c", _START],
@@ -121,6 +135,8 @@ class Pool:
                 "limits": limits,
                 "policy": policy,
                 "sources": sources,
+                "device": self.device,
+                "device_name": self.device_name,
             },
         )
 
@@ -142,6 +158,8 @@ class Pool:
                 "limits": limits,
                 "policy": policy,
                 "sources": sources or {},
+                "device": self.device,
+                "device_name": self.device_name,
             },
         )
         self.workers = [self._fork(i) for i in range(self.n)]

@@ -217,6 +217,7 @@ def verify(
     limits: sandbox.Limits,
     policy: sandbox.Policy,
     seed_key: bytes | None = None,
+    device: str = "cpu",
 ) -> Verification:
     """Score every grade cell of ``spec`` against the student's functions in ``nb``.
 
@@ -230,18 +231,28 @@ def verify(
             (:func:`autograder.checks.seeds.student_key`); None draws fresh
             random inputs (``check``). Reset to a random key afterwards, so
             that a kernel forked later for another student never holds it.
+        device: where the student's functions run (``"cpu"`` or ``"cuda"``):
+            the runner moves each call's tensors there; the checks here stay
+            on the CPU (:mod:`autograder.checks.placement`).
     """
-    from autograder.checks import seeds
+    from autograder.checks import placement, seeds
 
     start = time.monotonic()
     seeds.configure(seed_key)
+    device = "cuda:0" if device == "cuda" else device  # named so in messages
+    placement.configure(device)
     try:
-        return _verify(nb, spec, limits=limits, policy=policy, start=start)
+        return _verify(
+            nb, spec, limits=limits, policy=policy, start=start, device=device
+        )
     finally:
         seeds.configure(None)
+        placement.configure(None)
 
 
-def _verify(nb, spec: Assignment, *, limits, policy, start: float) -> Verification:
+def _verify(
+    nb, spec: Assignment, *, limits, policy, start: float, device: str = "cpu"
+) -> Verification:
     from autograder.checks import seeds
 
     result = Verification()
@@ -249,7 +260,7 @@ def _verify(nb, spec: Assignment, *, limits, policy, start: float) -> Verificati
     result.notes += notes
     result.answers = {a["grade_id"]: a["source"] for a in answers}
     client = runner.RunnerClient(
-        spec.setup, answers, limits=limits, policy=_runner_policy(policy)
+        spec.setup, answers, limits=limits, policy=_runner_policy(policy), device=device
     )
     client.job["graded"] = sorted({n for v in spec.answer_names.values() for n in v})
     ns: dict = {"__name__": "__main__", "__builtins__": builtins}
@@ -295,6 +306,14 @@ def _verify(nb, spec: Assignment, *, limits, policy, start: float) -> Verificati
         if client.events:
             result.notes.append(
                 "during verification: " + ", ".join(sorted(set(client.events)))
+            )
+        from autograder.checks import placement
+
+        if placement.failures:
+            result.notes.append(
+                f"the GPU failed in {len(placement.failures)} calls, which ran on "
+                f"the CPU instead (the grader's problem, not yours): "
+                f"{placement.failures[0][:300]}"
             )
     finally:
         client.close()

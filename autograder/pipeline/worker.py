@@ -38,15 +38,9 @@ from autograder.outputs import bounded
 from autograder.outputs.feedback import PENDING, feedback_notebook, render_html
 from autograder.outputs.sanitize import one_line
 from autograder.pipeline import verify
+from autograder.pipeline.device import DEVICE_NOTE, device_note  # noqa: F401
 from autograder.sandbox import ipc, kernel
 from autograder.sandbox import isolation as sandbox
-
-#: where the grading ran (workers hide CUDA: a CUDA context does not survive
-#: the forks that make grading fast); said in the summary and the feedback
-DEVICE_NOTE = (
-    "the CPU; each layer also ran on torch's meta device (shapes, no values), "
-    "which finds code that works only on the CPU as a GPU would"
-)
 
 _IMPORT = re.compile(r"^\s*from\s+(autograder\.checks\.\w+)\s+import", re.M)
 
@@ -211,14 +205,24 @@ def _empty_notebook(message: str):
     return nb
 
 
-def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
+def grade(
+    job: dict,
+    spec: Assignment,
+    limits: sandbox.Limits,
+    policy,
+    *,
+    device: str = "cpu",
+    device_name: str = "",
+) -> dict:
     """Grade one submission; see the module docstring.
 
     Args:
         job: ``{"student", "assignment", "path", "file", "notes", "source"}``.
         spec: the assignment.
         limits: resource limits.
-        policy: the sandbox policy.
+        policy: the sandbox policy (with the GPU's files for ``cuda``).
+        device: where the student's functions run (``"cpu"``, ``"cuda"``).
+        device_name: how the feedback names it (``"cuda:0 (NVIDIA H200)"``).
 
     Returns:
         A JSON-able result: ``score``, ``max_score``, per-cell ``cells``,
@@ -291,6 +295,7 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         limits=limits,
         policy=policy,
         seed_key=seed_key,
+        device=device,
     )
     seeds.forget()  # wiped here too: a kernel forked later never holds it
     result["timing"]["verify"] = round(time.monotonic() - t1, 3)
@@ -343,8 +348,10 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
         if result["cells"][gid]["score"] is None and not shown.get(gid):
             shown[gid] = PENDING
     fb = feedback_notebook(base, spec, scores, outputs, shown, notes)
-    result["device"] = DEVICE_NOTE
-    fb.cells.insert(0, nbformat.v4.new_markdown_cell(f"*Graded on {DEVICE_NOTE}.*"))
+    note = device_note(device, device_name)
+    result["device"] = note
+    result["device_kind"] = device
+    fb.cells.insert(0, nbformat.v4.new_markdown_cell(f"*Graded on {note}.*"))
     result["feedback_html"], cut = bounded.render(
         fb,
         notebook=spec.notebook,
@@ -363,7 +370,9 @@ def grade(job: dict, spec: Assignment, limits: sandbox.Limits, policy) -> dict:
     return result
 
 
-def _preload(specs: dict[str, Assignment], limits, policy, sources: dict) -> None:
+def _preload(
+    specs: dict[str, Assignment], limits, policy, sources: dict, device: str = "cpu"
+) -> None:
     """Import what every submission needs, once, before forking children.
 
     The instructor's own solution is verified once per assignment, so that
@@ -406,7 +415,7 @@ def _preload(specs: dict[str, Assignment], limits, policy, sources: dict) -> Non
         if path and os.path.exists(path):
             with contextlib.suppress(Exception):
                 nb = nbformat.read(path, as_version=4)
-                verify.verify(nb, spec, limits=limits, policy=policy)
+                verify.verify(nb, spec, limits=limits, policy=policy, device=device)
 
 
 class _Settings:
@@ -422,6 +431,8 @@ class _Settings:
             }
         )
         self.sources = msg.get("sources", {})
+        self.device = str(msg.get("device", "cpu"))
+        self.device_name = str(msg.get("device_name", self.device))
 
     def for_worker(self, index: int) -> _Settings:
         """The same settings with this worker's own sandbox uid."""
@@ -452,6 +463,8 @@ def serve(sock: socket.socket, settings: _Settings) -> None:
                     settings.specs[job["assignment"]],
                     settings.limits,
                     settings.policy,
+                    device=settings.device,
+                    device_name=settings.device_name,
                 )
             except Exception:  # noqa: BLE001 - the grader's own failure
                 res = {
@@ -506,12 +519,17 @@ def zygote(ctrl: socket.socket) -> None:
                     sorted((k, v.digest) for k, v in settings.specs.items()),
                     msg["limits"],
                     msg["policy"],
+                    settings.device,
                 ],
                 sort_keys=True,
             )
             if key != warmed:  # the same settings as prepared: already warm
                 _preload(
-                    settings.specs, settings.limits, settings.policy, settings.sources
+                    settings.specs,
+                    settings.limits,
+                    settings.policy,
+                    settings.sources,
+                    settings.device,
                 )
                 warmed = key
         elif msg.get("type") == "fork":

@@ -120,12 +120,18 @@ class Policy:
         namespaces: try ``unshare`` at all (default True); without them there
             is no allow-list, and the commands refuse to grade unless told
             ``--no-sandbox``.
+        devices: device files bound read-write beside ``/dev/null`` and the
+            like: the GPU's with ``--device cuda`` (:mod:`autograder.sandbox.gpu`),
+            none on the CPU. With any, the memory limit is ``RLIMIT_DATA``
+            instead of ``RLIMIT_AS`` (CUDA reserves far more address space
+            than it uses) and ``CUDA_VISIBLE_DEVICES`` is kept.
     """
 
     allow: tuple[str, ...] = ()
     hide: tuple[str, ...] = ()
     uid: int | None = None
     namespaces: bool = True
+    devices: tuple[str, ...] = ()
 
 
 class SandboxError(RuntimeError):
@@ -257,10 +263,10 @@ def _setup_mounts(policy: Policy, limits: Limits, workdir: str) -> list[str]:
             _mount("/dev/null", target, None, MS_BIND)
     os.makedirs(root + "/dev")
     _mount("none", root + "/dev", "tmpfs", MS_NOSUID, "size=64k,mode=0755")
-    for name in DEVICES:
-        if os.path.exists(f"/dev/{name}"):
-            open(f"{root}/dev/{name}", "wb").close()
-            _mount(f"/dev/{name}", f"{root}/dev/{name}", None, MS_BIND)
+    for path in device_binds(policy):
+        os.makedirs(os.path.dirname(root + path), exist_ok=True)
+        open(root + path, "wb").close()
+        _mount(path, root + path, None, MS_BIND)
     os.makedirs(root + "/dev/shm")
     _mount("none", root + "/dev/shm", "tmpfs", small, "size=16m,mode=1777")
     for name, target in (
@@ -275,6 +281,18 @@ def _setup_mounts(policy: Policy, limits: Limits, workdir: str) -> list[str]:
     _mount("none", root + workdir, "tmpfs", small, f"size={limits.disk_mb}m,mode=0700")
     notes.append("allow-list root: Python, the course code, a private tmp")
     return notes
+
+
+def device_binds(policy: Policy) -> list[str]:
+    """The device files bound into the sandbox's ``/dev``: the basic ones, and
+    the policy's (the GPU's with ``--device cuda``); only existing files
+    under ``/dev`` that are not links."""
+    found = [f"/dev/{name}" for name in DEVICES]
+    found += [
+        p for p in policy.devices if p.startswith("/dev/") and ".." not in p.split("/")
+    ]
+    keep = dict.fromkeys(found)
+    return [p for p in keep if os.path.exists(p) and not os.path.islink(p)]
 
 
 def _enter_root(root: str, applied: dict) -> None:
@@ -294,13 +312,38 @@ def _enter_root(root: str, applied: dict) -> None:
     _pivot(root)
 
 
-def _vm_size() -> int:
-    """This process's mapped address space in bytes."""
+def _vm_size(field: str = "VmSize") -> int:
+    """This process's mapped address space (or ``VmData``) in bytes."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmSize:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+#: the environment CUDA reads, kept for a sandbox with GPU devices
+GPU_ENV = ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "CUDA_MODULE_LOADING")
+
+
+def cuda_driver_loaded(maps: str | None = None) -> bool:
+    """Whether this process has loaded the CUDA driver (``libcuda``).
+
+    A process that has initialized CUDA cannot give a working CUDA to a
+    forked child; the driver's library is mapped from the first CUDA call
+    on, so its absence from ``/proc/self/maps`` means CUDA was never
+    initialized here.
+    """
+    if maps is None:
+        try:
+            with open("/proc/self/maps") as f:
+                maps = f.read()
+        except OSError:
+            return False
+    return any(
+        os.path.basename(line.split()[-1]).startswith("libcuda.so")
+        for line in maps.splitlines()
+        if "/" in line
+    )
 
 
 def clean_env(home: str) -> dict[str, str]:
@@ -338,7 +381,9 @@ def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> Non
     """In the inner process: /proc, limits, uid, environment, descriptors."""
     drop = policy.uid is not None and os.geteuid() == 0 and not applied["userns"]
     own = 0 if drop else int(applied.get("own_processes", 0))
-    vm_size = _vm_size()  # before /proc may be gone
+    gpu = bool(policy.devices)
+    vm_size = _vm_size("VmData" if gpu else "VmSize")  # before /proc may be gone
+    gpu_env = {k: os.environ[k] for k in GPU_ENV if gpu and k in os.environ}
     if applied.get("allow_list"):
         _enter_root(workdir, applied)
     with contextlib.suppress(OSError):
@@ -346,8 +391,9 @@ def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> Non
     if drop:
         os.chown(workdir, policy.uid, policy.uid)
     mb = 1024 * 1024
+    memory = resource.RLIMIT_DATA if gpu else resource.RLIMIT_AS
     rl = [
-        (resource.RLIMIT_AS, vm_size + limits.memory_mb * mb),
+        (memory, vm_size + limits.memory_mb * mb),
         (resource.RLIMIT_FSIZE, limits.file_mb * mb),
         (resource.RLIMIT_CPU, int(limits.notebook_timeout) + 30),
         (resource.RLIMIT_NOFILE, 256),
@@ -362,12 +408,20 @@ def _confine(policy: Policy, limits: Limits, applied: dict, workdir: str) -> Non
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(which, (value, value))
-    applied["rlimits"] = ["AS", "FSIZE", "CPU", "NOFILE", "CORE", "NPROC"]
+    applied["rlimits"] = [
+        "DATA" if gpu else "AS",
+        "FSIZE",
+        "CPU",
+        "NOFILE",
+        "CORE",
+        "NPROC",
+    ]
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a full file fails, not kills
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.environ.clear()
     os.environ.update(clean_env(workdir))
+    os.environ.update(gpu_env)
     os.chdir(workdir)
     if drop:
         os.setgroups([])
@@ -539,6 +593,11 @@ def start(
     Raises:
         SandboxError: the process did not come up.
     """
+    if policy.devices and cuda_driver_loaded():
+        raise SandboxError(
+            "this grading process has initialized CUDA, so a sandbox forked from "
+            "it cannot use the GPU; CUDA must be used only in the sandboxes"
+        )
     workdir = tempfile.mkdtemp(prefix="autograder-")
     parent, child = socket.socketpair()
     info_r, info_w = os.pipe()
@@ -628,7 +687,11 @@ def describe(applied: dict) -> str:
 
 
 def course_policy(
-    root: str, *, hide: tuple[str, ...] = (), uid: int | None = None
+    root: str,
+    *,
+    hide: tuple[str, ...] = (),
+    uid: int | None = None,
+    device: str = "cpu",
 ) -> Policy:
     """The policy for grading: Python, its packages and the course's code.
 
@@ -637,7 +700,11 @@ def course_policy(
     inside them, and the course's importable code (``<root>/src`` and
     ``<root>/autograder``); ``hide`` is covered inside those. Nothing else of
     the repository (solutions, the work folder, ``.git``, tests) is there.
+    With ``device="cuda"``, also the GPU's files
+    (:func:`autograder.sandbox.gpu.select`).
     """
+    from autograder.sandbox import gpu
+
     exe_dir = os.path.dirname(os.path.realpath(sys.executable))
     prefixes = [os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, exe_dir)]
     inside = [
@@ -648,5 +715,6 @@ def course_policy(
         and any(os.path.realpath(p).startswith(q + "/") for q in prefixes)
     ]
     course = [os.path.join(root, "src"), os.path.join(root, "autograder")]
-    allow = tuple(dict.fromkeys([*prefixes, *inside, *course]))
-    return Policy(allow=allow, hide=tuple(hide), uid=uid)
+    files = gpu.select(device)
+    allow = tuple(dict.fromkeys([*prefixes, *inside, *course, *files.readonly]))
+    return Policy(allow=allow, hide=tuple(hide), uid=uid, devices=files.devices)

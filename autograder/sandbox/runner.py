@@ -182,6 +182,10 @@ class _Codec:
     def lookup(self, name: str) -> Any:
         raise RemoteError(f"no name {name!r} here")
 
+    def generator_device(self, claimed: str) -> str:
+        """Where a generator sent by the peer is rebuilt (as it says, here)."""
+        return claimed
+
     def handle(self, value: Any) -> dict:
         """A reference to ``value``, which stays on this side."""
         return {
@@ -215,7 +219,7 @@ class _Codec:
         if tag == "ndarray":
             return value["v"].numpy()
         if tag == "gen":
-            gen = torch.Generator(device=str(value["device"]))
+            gen = torch.Generator(device=self.generator_device(str(value["device"])))
             gen.set_state(value["state"])
             return gen
         if tag in ("dataclass", "object"):
@@ -261,10 +265,11 @@ def _dump(obj: Any) -> bytes:
     return wire.pack(obj)
 
 
-def _load(data: bytes) -> Any:
-    """Plain data from the peer; never unpickled."""
+def _load(data: bytes, device: str | None = None) -> Any:
+    """Plain data from the peer; never unpickled. ``device``: where tensors land
+    (the verifier says ``"cpu"``: whatever the runner claims, it never touches CUDA)."""
     try:
-        return wire.unpack(data)
+        return wire.unpack(data, device=device)
     except wire.WireError as exc:
         raise RemoteError(f"the runner sent a malformed message: {exc}") from None
 
@@ -294,6 +299,8 @@ class _Server:
     def __init__(self, sock, ns: dict) -> None:
         self.sock = sock
         self.codec = _RunnerCodec(self._callback, ns)
+        #: the device of the call being served (None: where its tensors are)
+        self.device: str | None = None
 
     def _callback(self, k: int, info: dict) -> Callable:
         def call(*args, **kwargs):
@@ -315,7 +322,8 @@ class _Server:
             if req["op"] == "callback_result":
                 if "error" in req:
                     raise RuntimeError(req["error"])
-                return self.codec.decode(req["value"])
+                value = self.codec.decode(req["value"])
+                return _to_device(value, self.device) if self.device else value
             self.serve(req)
 
     def serve(self, req: dict, tampered: str = "") -> None:
@@ -338,22 +346,38 @@ class _Server:
         if op == "call":
             args = self.codec.decode(req["args"])
             kwargs = self.codec.decode(req["kwargs"])
+            device = req.get("device")
+            if device and not _has_meta((args, kwargs)):  # meta, a CPU generator
+                moved = _to_device((args, kwargs), str(device))
+                # no tensor moved (an initializer given a shape): no device to keep
+                device = device if _on(moved, str(device)) else None
+                args, kwargs = moved
+            else:
+                device = None
             tracked = [*args, *kwargs.values()]
             before = [_snapshot(t) for t in tracked]
-            if req.get("guard"):
-                value = _guarded(target, args, kwargs, req["guard"], tampered)
-            else:
-                value = target(*args, **kwargs)
+            self.device = device
+            try:
+                if req.get("guard"):
+                    value = _guarded(target, args, kwargs, req["guard"], tampered)
+                else:
+                    value = target(*args, **kwargs)
+            finally:
+                self.device = None
             changed = {
                 str(i): self.codec.encode(t)
                 for i, (t, b) in enumerate(zip(tracked, before, strict=True))
                 if _differs(t, b)
             }
-            return {
+            reply = {
                 "type": "result",
                 "value": self.codec.encode(value),
                 "mutated": changed,
             }
+            off = _off_device(value, device) if device else None
+            if off:
+                reply["off_device"] = off
+            return reply
         if op == "getattr":
             return {
                 "type": "result",
@@ -369,6 +393,96 @@ class _Server:
         if op == "repr":
             return {"type": "result", "value": repr(target)[:2000]}
         raise RemoteError(f"unknown request {op!r}")
+
+
+def _has_meta(value: Any, depth: int = 0) -> bool:
+    """Whether a call must stay where it is: it has a ``meta`` tensor (the
+    device check on meta) or a CPU ``torch.Generator`` (its random numbers
+    are drawn on the CPU, as the answer key's are)."""
+    if isinstance(value, torch.Tensor):
+        return value.device.type == "meta"
+    if isinstance(value, torch.Generator):
+        return value.device.type == "cpu"
+    if depth < MAX_DEPTH and isinstance(value, list | tuple):
+        return any(_has_meta(v, depth + 1) for v in value)
+    if depth < MAX_DEPTH and type(value) is dict:
+        return any(_has_meta(v, depth + 1) for v in value.values())
+    return False
+
+
+def _on(value: Any, device: str, depth: int = 0) -> bool:
+    """Whether any tensor in ``value`` (as :func:`_to_device` walks it) is on
+    ``device``'s type."""
+    if isinstance(value, torch.Tensor):
+        return value.device.type == torch.device(device).type
+    if depth >= MAX_DEPTH:
+        return False
+    if isinstance(value, list | tuple):
+        return any(_on(v, device, depth + 1) for v in value)
+    if type(value) is dict:
+        return any(_on(v, device, depth + 1) for v in value.values())
+    if _trusted_dataclass(type(value)) or _trusted_object(type(value)):
+        return any(_on(v, device, depth + 1) for v in vars(value).values())
+    return False
+
+
+def _to_device(value: Any, device: str, depth: int = 0) -> Any:
+    """``value`` with every CPU tensor in it moved to ``device`` (runner side).
+
+    Tensors inside lists, tuples, dicts and the course's own objects (a data
+    split, a model of the reference library) move too; anything else stays.
+    """
+    if isinstance(value, torch.Tensor):
+        return value.to(device) if value.device.type == "cpu" else value
+    if depth >= MAX_DEPTH:
+        return value
+    if isinstance(value, list):
+        return [_to_device(v, device, depth + 1) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_to_device(v, device, depth + 1) for v in value)
+    if type(value) is dict:
+        return {k: _to_device(v, device, depth + 1) for k, v in value.items()}
+    if _trusted_dataclass(type(value)) or _trusted_object(type(value)):
+        for k, v in list(vars(value).items()):
+            object.__setattr__(value, k, _to_device(v, device, depth + 1))
+    return value
+
+
+def _off_device(value: Any, device: str) -> str | None:
+    """The device of a returned tensor that is not on ``device``, else None.
+
+    Checked: the value itself and the items of a returned tuple or list (a
+    forward's output, a backward's gradients), not what a cache holds inside.
+    """
+    want = torch.device(device).type
+    items = value if isinstance(value, list | tuple) else [value]
+    for t in items:
+        if isinstance(t, torch.Tensor) and t.device.type not in (want, "meta"):
+            return str(t.device)
+    return None
+
+
+def start_device(device: str, memory_mb: int | None = None) -> None:
+    """Initialize ``device`` (CUDA) in this process, before the thread filter.
+
+    The CUDA driver starts its threads when it initializes and when the first
+    context and cuBLAS handle are made: all of that happens here, so that the
+    filter (:mod:`seccomp`) can then forbid threads as on the CPU. GPU memory
+    is capped at ``memory_mb`` through torch's allocator.
+    """
+    torch.cuda.init()
+    x = torch.ones(8, 8, device=device)
+    for dtype in (torch.float32, torch.float64):
+        y = x.to(dtype)
+        torch.addmm(y, y, y).sum().item()
+        (y @ y.T).mean().item()
+    torch.randn(4, device=device, generator=torch.Generator(device=device)).sum()
+    torch.cuda.synchronize()
+    if memory_mb:
+        total = torch.cuda.get_device_properties(torch.device(device)).total_memory
+        torch.cuda.set_per_process_memory_fraction(
+            min(1.0, memory_mb * 1024 * 1024 / total), torch.device(device)
+        )
 
 
 def _guarded(fn, args, kwargs, guard: dict, tampered: str = "") -> Any:
@@ -489,7 +603,20 @@ def _integrity():
             (_Server, ("serve", "_do", "wait_callback", "_callback")),
             (_RunnerCodec, ("lookup",)),
             (_Codec, ("encode", "decode", "_special", "handle", "keep")),
-            (here, ("_guarded", "_snapshot", "_differs", "_dump", "_load")),
+            (
+                here,
+                (
+                    "_guarded",
+                    "_snapshot",
+                    "_differs",
+                    "_dump",
+                    "_load",
+                    "_has_meta",
+                    "_on",
+                    "_to_device",
+                    "_off_device",
+                ),
+            ),
             (ipc, ("send", "recv")),
             (wire, ("pack", "unpack")),
         ]
@@ -521,6 +648,12 @@ def _runner_main(sock) -> None:
     own_code.warm_up()  # the dispatch guard's first use, before any time limit
     check = _integrity()
     server = _Server(sock, ns)
+    device_error = ""
+    if job.get("device", "cpu") != "cpu":  # before the filter: CUDA's threads
+        try:
+            start_device(str(job["device"]), job.get("gpu_memory_mb"))
+        except Exception as exc:  # noqa: BLE001 - said in the ready message
+            device_error = f"{type(exc).__name__}: {str(exc)[:1000]}"
     threads = "forbidden"
     try:
         torch.set_num_threads(1)
@@ -548,6 +681,7 @@ def _runner_main(sock) -> None:
         "errors": errors,
         "dropped": dropped,
         "threads": threads,
+        "device_error": device_error,
     }
     ipc.send(sock, _dump(ready))
     while True:
@@ -586,9 +720,10 @@ class RemoteFunction:
     def __call__(self, *args, **kwargs):
         return self._client.call(self, args, kwargs)
 
-    def guarded_call(self, guard, args, kwargs):
-        """Run under the guard's rules in the runner; merge what it saw."""
-        return self._client.call(self, args, kwargs, guard=guard)
+    def guarded_call(self, guard, args, kwargs, device: str | None = None):
+        """Run under the guard's rules in the runner (on ``device`` when given:
+        its CPU tensors move there); merge what it saw."""
+        return self._client.call(self, args, kwargs, guard=guard, device=device)
 
     #: how :meth:`autograder.checks.own_code.Guard.call` runs a function that
     #: lives in the runner: there, under the same rules
@@ -634,8 +769,23 @@ class RunnerClient:
         max_restarts: runners started after the first one dies (default 3).
     """
 
-    def __init__(self, setup, answers, *, limits, policy, max_restarts: int = 3):
-        self.job = {"setup": list(setup), "answers": list(answers), "graded": []}
+    def __init__(
+        self,
+        setup,
+        answers,
+        *,
+        limits,
+        policy,
+        max_restarts: int = 3,
+        device: str = "cpu",
+    ):
+        self.job = {
+            "setup": list(setup),
+            "answers": list(answers),
+            "graded": [],
+            "device": device,
+            "gpu_memory_mb": limits.memory_mb,
+        }
         self.limits = limits
         self.policy = policy
         self.max_restarts = max_restarts
@@ -668,6 +818,12 @@ class RunnerClient:
         ipc.send(self.box.sock, _dump(self.job))
         ready = self._receive(self.limits.cell_timeout * 2)
         self.ready = ready
+        if ready.get("device_error"):
+            self.close()
+            raise RemoteError(
+                f"{self.job['device']} could not be used in the sandbox: "
+                f"{ready['device_error']}"
+            )
         return ready
 
     def close(self) -> None:
@@ -701,7 +857,7 @@ class RunnerClient:
                 "your function ended the process that ran it (os._exit, a crash, "
                 "or a memory/CPU limit)"
             ) from None
-        reply = _load(data)
+        reply = _load(data, device="cpu")
         if not isinstance(reply, dict):
             raise RemoteError("the runner sent something that is not a reply")
         return reply
@@ -711,7 +867,10 @@ class RunnerClient:
             self.start()
         return self._exchange({"op": op, "target": proxy._target(), **fields})
 
-    def call(self, proxy: RemoteFunction, args, kwargs, guard=None) -> Any:
+    def call(self, proxy: RemoteFunction, args, kwargs, guard=None, device=None) -> Any:
+        """Call the student's function; on ``device`` (not the CPU) its CPU
+        tensors move there in the runner, and a tensor it returns on another
+        device raises :class:`~autograder.checks.placement.OffDevice`."""
         name = proxy.__name__
         if self.timeouts.get(name, 0) >= 2:
             raise TimeLimitExceeded(
@@ -728,6 +887,8 @@ class RunnerClient:
         }
         if guard is not None:
             req["guard"] = {"rules": _rules_dict(guard.rules), "what": guard.what}
+        if device and device != "cpu":
+            req["device"] = str(device)
         try:
             reply = self._exchange(req, raw=True)
         except TimeLimitExceeded:
@@ -742,6 +903,10 @@ class RunnerClient:
             raise Mistake(guard._message())
         if reply["type"] == "error":
             raise _rebuild(reply["exc"])
+        if reply.get("off_device") and "device" in req:  # nothing copied back
+            from autograder.checks.placement import OffDevice
+
+            raise OffDevice(str(reply["off_device"])[:40], req["device"])
         changed = reply.get("mutated", {})
         if not isinstance(changed, dict):
             raise RemoteError("the runner sent a malformed reply")
@@ -789,6 +954,11 @@ class _VerifierCodec(_Codec):
         if isinstance(value, RemoteFunction):
             return value._target()
         return super().encode(value, depth)
+
+    def generator_device(self, claimed: str) -> str:
+        """Always the CPU: a generator "on cuda" from the runner must not make
+        the verifier, which forks sandboxes, initialize CUDA."""
+        return "cpu"
 
 
 def _rules_dict(rules) -> dict:

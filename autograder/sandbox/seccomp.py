@@ -9,6 +9,12 @@ before it loads the student's answer cells: from then on ``clone``,
 ``clone3``, so that the C library falls back to ``clone``), and Python's
 ``threading``, ``multiprocessing``, ``subprocess`` and ``os.fork`` raise.
 
+On a GPU (``--device cuda``) the CUDA driver needs threads of its own: the
+runner initializes CUDA, a context and cuBLAS first
+(:func:`autograder.sandbox.runner.start_device`), while threads are still
+allowed, and installs the same filter afterwards. The threads CUDA started
+keep running; no new thread can start, the student's or a library's.
+
 The filter is a classic BPF program handed to ``prctl(PR_SET_SECCOMP)`` after
 ``PR_SET_NO_NEW_PRIVS``; it cannot be removed by the process, and every
 child of it would inherit it. It needs no privileges (Linux 3.5+).

@@ -1,0 +1,36 @@
+"""tools/gpu-check.sh on a machine without a GPU: it says so and grades on the CPU."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autograder.sandbox import gpu
+
+pytestmark = [pytest.mark.grader, pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(gpu.has_gpu_files(), reason="this machine has a GPU")
+def test_the_dry_run_without_a_gpu_skips_cleanly_and_grades_on_the_cpu():
+    done = subprocess.run(
+        ["bash", str(ROOT / "tools" / "gpu-check.sh"), "--dry-run"]
+        + ["--python", sys.executable, "--skip-tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert out.startswith("device: cpu (no CUDA GPU on this machine")
+    lines = [line for line in out.splitlines() if line.startswith("|")]
+    rows = {line.split("|")[1].strip(): line for line in lines}
+    grading = rows["grading 3 submissions (s)"]
+    cpu_seconds = grading.split("|")[2].strip()
+    assert float(cpu_seconds) > 0  # the CPU leg ran
+    assert "no GPU: skipped" in grading
+    assert "no GPU: skipped" in rows["identical scores"]
