@@ -34,6 +34,8 @@ from PIL import Image
 
 from tests.book.chapters import ROOT, all_docnames
 
+pytestmark = pytest.mark.book
+
 RULE = ROOT / "book" / "matplotlibrc"
 MIN_TEXT_PX = {390: 7.5, 1280: 12.0}
 # the rule's font sizes; the smallest of them is the text the criterion measures
@@ -150,7 +152,6 @@ def png_dpi(path: Path) -> float:
     return float(dpi[0])
 
 
-@pytest.mark.book
 @pytest.mark.browser
 @pytest.mark.slow
 @pytest.mark.xdist_group("book")
