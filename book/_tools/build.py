@@ -10,18 +10,45 @@ Usage::
 This is Jupyter Book 1 (``jupyter-book build . -W -n``) driven from Python, so that
 the benchmark and the tests build exactly as ``make book`` does. Execution
 outputs are cached in ``<output>/.jupyter_cache`` (``execute_notebooks: cache``
-in ``_config.yml``): a page is re-executed only when its code changes.
+in ``_config.yml``): a page is re-executed only when its code changes. The
+cache does not know the figure rule, ``book/matplotlibrc``, which every page
+draws with: when the rule changes, every page is executed again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
+import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = ROOT / "_build"
+FIGURE_RULE = "book/matplotlibrc"
+
+
+def forget_pages_drawn_by_another_rule(root: Path, output: Path) -> None:
+    """Forget every executed page when ``root/book/matplotlibrc`` changed.
+
+    Sphinx re-reads a page, and the execution cache re-runs it, only when its
+    source changed; a page drawn under an older figure rule would keep its old
+    figures. So when the rule's SHA-256 differs from the one kept in
+    ``output/figure-rule.sha256``, the doctrees and the execution cache go.
+    """
+    rule = root / FIGURE_RULE
+    digest = hashlib.sha256(rule.read_bytes()).hexdigest() if rule.is_file() else ""
+    stamp = output / "figure-rule.sha256"
+    if stamp.is_file() and stamp.read_text().strip() == digest:
+        return
+    stale = [output / ".doctrees", output / ".jupyter_cache"]
+    if any(path.exists() for path in stale):
+        print(f"{FIGURE_RULE} changed: every page is executed again", file=sys.stderr)
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    output.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(digest + "\n")
 
 
 def build(
@@ -55,6 +82,7 @@ def build(
     os.environ.pop("MPLBACKEND", None)
     # no debugger warning on stderr from the kernels (stderr output is fatal)
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    forget_pages_drawn_by_another_rule(root, output)
     result = build_sphinx(
         root,
         output / "html",

@@ -21,7 +21,9 @@ CHAPTERS: dict[str, str] = {
     "book/hyperparameters": "training",
 }
 # pages without an assignment
-OTHER_PAGES = ["book/intro", "book/summary", "book/bibliography"]
+OTHER_PAGES = ["book/intro", "book/training_loop", "book/summary", "book/bibliography"]
+# pages that teach: each has computed, captioned figures and math
+TEACHING_PAGES = [*CHAPTERS, "book/training_loop"]
 
 
 def toc() -> dict:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.book.chapters import CHAPTERS, notebook, site_pages
+from tests.book.chapters import CHAPTERS, TEACHING_PAGES, notebook, site_pages
 
 pytestmark = [pytest.mark.book, pytest.mark.slow, pytest.mark.xdist_group("book")]
 
@@ -132,7 +132,7 @@ CAPTION_NUMBER = re.compile(r'class="caption-number">\s*Fig\.\s*\d+')
 CAPTION_TEXT = re.compile(r'class="caption-text">\s*([^<\s][^<]*)')
 
 
-@pytest.mark.parametrize("docname", list(CHAPTERS))
+@pytest.mark.parametrize("docname", TEACHING_PAGES)
 def test_every_computed_figure_is_numbered_with_a_caption(
     built_site: Path, docname: str
 ):

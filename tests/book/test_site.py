@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.book.chapters import CHAPTERS, site_pages
+from tests.book.chapters import TEACHING_PAGES, site_pages
 
 pytestmark = [
     pytest.mark.book,
@@ -155,7 +155,7 @@ def test_page_renders_offline(browser, site_url: str, page_path):
     broken = [i["src"] for i in images if not i["w"]]
     assert not broken, f"{page_path}: images that did not load: {broken}"
     docname = page_path.removesuffix(".html")
-    if docname in CHAPTERS:
+    if docname in TEACHING_PAGES:
         figures = [i for i in images if "/_images/" in i["src"]]
         assert figures, f"{page_path}: a chapter with no computed figure"
         assert math["math"], f"{page_path}: a chapter with no math"
