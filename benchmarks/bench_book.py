@@ -4,7 +4,7 @@ The cold build starts from an empty build folder (no doctrees, no execution
 cache) in a temporary directory, so every page is executed; the rebuild then
 runs the same command again on that folder. Both run ``book/_tools/build.py``,
 the command behind ``make book``, in a fresh process (strict: any warning or
-failed cell fails it). Goals on a 2-core machine: cold build at most 5 minutes,
+failed cell fails it). Goals on a 2-core machine: cold build at most 3 minutes,
 no-change rebuild at most 10 seconds.
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "book" / "_tools" / "build.py"
-GOALS_S = {"cold": 300.0, "no-change rebuild": 10.0}
+GOALS_S = {"cold": 180.0, "no-change rebuild": 10.0}
 
 
 def _build(output: Path) -> float:
