@@ -1,14 +1,16 @@
-"""What the CI templates install: the size and time of an install into an empty venv.
+"""What the CI templates and a student install: size and time into an empty venv.
 
-Two sets, each into a fresh ``python -m venv`` with a fresh pip cache:
+Three sets, each into a fresh ``python -m venv`` with a fresh pip cache:
 
 - **developer**: ``pip install -r requirements.txt`` (what the templates
   installed before: the book, the tests and the tools as well);
 - **grading**: ``pip install torch==2.13.0`` from PyTorch's CPU index (here: the
   index pip is configured with), then ``pip install -r requirements-grading.txt``
-  (what the templates install now).
+  (what the templates install now);
+- **student**: ``pip install torch==2.13.0`` then ``pip install ".[student]"``
+  (the README's student install, from a clone).
 
-Then ``pip install --no-deps -e .`` in both. Size is ``du -sk`` of the venv.
+Then ``pip install --no-deps -e .`` in the first two. Size is ``du -sk`` of the venv.
 Times depend on the network: where pip reads local mirrors they measure the
 install itself. "cpu s" (user + system time of pip and its children) depends
 less than the wall time on what else the machine is doing.
@@ -82,4 +84,6 @@ def run() -> list[dict]:
         _measure(
             "developer (requirements.txt)", [["-r", "requirements.txt"], editable]
         ),
+        # what a student's laptop gets (README: "Set-up for students")
+        _measure("student (.[student] and torch)", [[TORCH], [".[student]"]]),
     ]
