@@ -15,9 +15,11 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from pybtex.database import Entry, Person
 
 from tests.book.chapters import ROOT
+
+database = pytest.importorskip("pybtex.database", reason="the book's tools (pybtex)")
+Entry, Person = database.Entry, database.Person
 
 pytestmark = pytest.mark.book
 

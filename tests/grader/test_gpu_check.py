@@ -34,3 +34,27 @@ def test_the_dry_run_without_a_gpu_skips_cleanly_and_grades_on_the_cpu():
     assert float(cpu_seconds) > 0  # the CPU leg ran
     assert "no GPU: skipped" in grading
     assert "no GPU: skipped" in rows["identical scores"]
+
+
+def test_wheels_from_an_empty_folder_are_refused_with_what_to_do(tmp_path):
+    done = subprocess.run(
+        ["bash", str(ROOT / "tools" / "gpu-check.sh"), "--wheels", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "no wheels there; make them with tools/gpu-wheels.sh" in done.stderr
+
+
+def test_the_wheel_list_leaves_out_what_a_gpu_image_holds():
+    script = (ROOT / "tools" / "gpu-wheels.sh").read_text()
+    skip = script.split('SKIP="', 1)[1].split('"', 1)[0].split()
+    # the image's CUDA torch must be the one tested; the lab's front end is
+    # never served by grading
+    for name in ("torch", "triton", "numpy", "jupyterlab", "notebook", "babel"):
+        assert name in skip, name
+    # what grading imports must travel
+    for name in ("nbgrader", "nbformat", "nbclient", "ipykernel", "nh3"):
+        assert name not in skip, name
