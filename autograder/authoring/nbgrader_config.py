@@ -86,7 +86,7 @@ def ensure_grading_dir() -> None:
     nbgrader's own commands (``collect``) can open it in a fresh clone."""
     if "TRAINLAB_DB_URL" not in os.environ:
         try:
-            grading_dir().mkdir(parents=True, exist_ok=True)
+            grading_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError:
             pass  # read-only: nbgrader says it cannot open the gradebook
 

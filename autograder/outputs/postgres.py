@@ -126,6 +126,17 @@ def _run(prefix: list[str], bindir: str, *cmd: str, cwd: Path, check: bool = Tru
 def _prepare(folder: Path, prefix: list[str]) -> None:
     """Create ``folder`` (its owner's alone) and, as root, give it to postgres."""
     folder.mkdir(parents=True, exist_ok=True)
+    owners = {os.geteuid()}
+    if prefix:
+        import pwd
+
+        owners.add(pwd.getpwnam("postgres").pw_uid)
+    owner = folder.lstat().st_uid
+    if owner not in owners:  # made by another user: what it holds is theirs
+        raise ServerError(
+            f"{folder} is owned by another user (uid {owner}), who may have put "
+            "links or files in it; choose a new folder: --dir"
+        )
     if not prefix:
         folder.chmod(0o700)
         return

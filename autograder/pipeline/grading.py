@@ -106,7 +106,7 @@ def course_secret(work: Path, *, create: bool = True) -> bytes:
             return text.encode()
     if not create:
         raise FileNotFoundError(f"no course secret: set {SECRET_ENV} or {path}")
-    work.mkdir(parents=True, exist_ok=True)
+    work.mkdir(mode=0o700, parents=True, exist_ok=True)  # students' work
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(os.urandom(32).hex() + "\n")
@@ -232,7 +232,7 @@ def grade_folder(opts: Options) -> dict:
 
     start = time.monotonic()
     work = opts.work.resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    work.mkdir(mode=0o700, parents=True, exist_ok=True)  # students' work
     _require_sandbox(opts, _policy(opts, [opts.submissions.resolve()]))
     # the workers start now: they import torch while the assignments load
     pool = Pool(max(1, opts.jobs), work / "logs", opts.device, opts.device_name)

@@ -28,6 +28,11 @@ from pathlib import Path
 from autograder.authoring.assignment import ROOT
 from autograder.sandbox import ipc
 
+#: the largest result a worker sends back: the page, the autograded notebook
+#: and the page's notebook of a notebook at the size limit, each JSON-escaped
+#: (a backslash doubles at each encoding, an emoji takes 12 bytes)
+RESULT_BYTES = 256 * 1024 * 1024
+
 #: environment variables the workers keep
 _KEEP = ("PATH", "LANG", "LC_ALL", "TZ")
 
@@ -195,7 +200,7 @@ class Pool:
                 for sk, _ in sel.select(timeout=1.0):
                     w = sk.data
                     try:
-                        msg = ipc.recv_json(w.sock)
+                        msg = ipc.recv_json(w.sock, max_bytes=RESULT_BYTES)
                     except ipc.ChannelError:
                         msg = None
                     if msg is None:  # the worker died: report, replace

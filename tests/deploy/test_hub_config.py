@@ -135,3 +135,32 @@ def test_students_get_no_instructor_tools():
         "nbgrader.server_extensions.formgrader": False,
         "nbgrader.server_extensions.course_list": False,
     }
+
+
+def test_a_grading_folder_is_made_for_the_instructor_alone(monkeypatch, tmp_path):
+    """On the hub every user can read the clone: the grading folder that
+    ``nbgrader collect`` or ``grade`` makes in it holds every student's
+    submission, feedback and grades, and must be closed to the others."""
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    clone.chmod(0o755)
+    monkeypatch.delenv("TRAINLAB_DB_URL", raising=False)
+    old = os.umask(0o022)
+    try:
+        work = clone / "grading"
+        monkeypatch.setenv("TRAINLAB_GRADING_DIR", str(work))
+        PyFileConfigLoader("nbgrader_config.py", path=str(RECIPE.parents[1])).load_config()
+        assert work.stat().st_mode & 0o077 == 0  # nbgrader collect's
+
+        grading.course_secret(clone / "secret-first")
+        assert (clone / "secret-first").stat().st_mode & 0o077 == 0
+
+        def stop(*args, **kwargs):
+            raise RuntimeError("stop here")
+
+        monkeypatch.setattr(grading, "_require_sandbox", stop)
+        with pytest.raises(RuntimeError, match="stop here"):
+            grading.grade_folder(grading.Options(tmp_path, work=clone / "w"))
+        assert (clone / "w").stat().st_mode & 0o077 == 0  # grade --work's
+    finally:
+        os.umask(old)

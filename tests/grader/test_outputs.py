@@ -195,3 +195,22 @@ def test_check_prints_no_terminal_escapes(tmp_path):
     assert "Points 37/37" in proc.stdout  # the student's text, shown as text
     last = [ln for ln in proc.stdout.splitlines() if ln.startswith("Points ")]
     assert last and last[-1] != "Points 37/37", proc.stdout
+
+
+def test_a_notebook_under_the_size_limit_that_escapes_heavily_is_graded(tmp_path):
+    """Backslashes double in each JSON encoding: a 15 MB notebook of them made
+    a worker's result (page, autograded notebook, the page's notebook) too
+    big for its channel, and the submission was lost as a "missing" one."""
+    need_batchnorm()
+    nb = _correct()
+    nb.cells += [nbformat.v4.new_markdown_cell("\\" * 99_000) for _ in range(80)]
+    _write(tmp_path / "subs" / "escapes" / "batchnorm.ipynb", nb)
+    work = tmp_path / "work"
+    proc = run_grader(
+        "grade", str(tmp_path / "subs"), "-a", "batchnorm", "--work", str(work),
+        "-j", "1", *FAST,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (res,) = json.loads((work / "grades.json").read_text())["submissions"]
+    assert res["status"] == "graded", res
+    assert res["score"] == res["max_score"] > 0

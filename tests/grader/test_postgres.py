@@ -107,3 +107,29 @@ def test_a_folder_the_postgres_user_cannot_reach_is_named(tmp_path):
         assert "cannot reach" in proc.stderr and "--dir" in proc.stderr
     finally:
         shutil.rmtree(closed, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a folder of another user, as root")
+def test_a_folder_another_user_made_is_refused_as_root(tmp_path):
+    if postgres.pg_bin() is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    # a user of the machine made the folder first (say under /var/tmp), with a
+    # link where the server's files go: root must not write through it
+    parent = Path(tempfile.mkdtemp(prefix="make-db-planted-"))
+    parent.chmod(0o755)
+    victim = parent / "victim"
+    victim.write_text("root's file\n")
+    planted = parent / "pg"
+    planted.mkdir()
+    (planted / "url").symlink_to(victim)
+    os.lchown(planted / "url", 4242, 4242)
+    os.chown(planted, 4242, 4242)
+    try:
+        proc = _db("start", "--dir", str(planted))
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "owned by" in proc.stderr and "--dir" in proc.stderr
+        assert victim.read_text() == "root's file\n"
+        assert planted.stat().st_uid == 4242 and not (planted / "data").exists()
+    finally:
+        _db("stop", "--dir", str(planted))
+        shutil.rmtree(parent, ignore_errors=True)
