@@ -1,9 +1,10 @@
 """A local PostgreSQL server for the gradebook, from Debian's ``postgresql`` package.
 
 ``make db`` (``python -m autograder.outputs.postgres start``) creates a
-database cluster in a folder of the work folder (``grading/postgres/``), starts
-it and creates the database ``gradebook``, then prints the URL to give
-``grade``::
+database cluster in a folder of the work folder (``grading/postgres/``; as
+root, whose work folder is closed to other users, a folder of its own under
+Debian's ``/var/lib/postgresql``), starts it and creates the database
+``gradebook``, then prints the URL to give ``grade``::
 
     make db   # prints the URL
     python -m autograder grade submissions/ --db "$(make -s db-url)"
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import hashlib
 import os
 import shutil
 import socket
@@ -278,10 +280,21 @@ def stop(folder: Path) -> bool:
     return True
 
 
+#: where root's servers live: Debian's folder of the postgres user, which the
+#: server (run as postgres) can reach and no other user can write to
+ROOT_SERVERS = Path("/var/lib/postgresql")
+
+
 def default_folder() -> Path:
+    """``postgres/`` in the work folder; as root, a folder of its own under
+    :data:`ROOT_SERVERS` (the work folder is root's alone, closed to postgres)."""
     from autograder.authoring import nbgrader_config as cfg
 
-    return cfg.grading_dir() / "postgres"
+    work = cfg.grading_dir()
+    if os.geteuid() == 0 and ROOT_SERVERS.is_dir():
+        tag = hashlib.sha256(str(work.resolve()).encode()).hexdigest()[:12]
+        return ROOT_SERVERS / f"trainlab-gradebook-{tag}"
+    return work / "postgres"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -133,3 +133,35 @@ def test_a_folder_another_user_made_is_refused_as_root(tmp_path):
     finally:
         _db("stop", "--dir", str(planted))
         shutil.rmtree(parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root's own work folder")
+def test_make_db_as_root_starts_beside_a_work_folder_closed_to_postgres(tmp_path):
+    if postgres.pg_bin() is None or not postgres.ROOT_SERVERS.is_dir():
+        pytest.skip("Debian's PostgreSQL server (and /var/lib/postgresql) is missing")
+    work = tmp_path / "grading"
+    work.mkdir(mode=0o700)  # as grade makes it: root's alone
+    env = {**os.environ, "TRAINLAB_GRADING_DIR": str(work)}
+
+    def db(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "autograder.outputs.postgres", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+        )
+
+    url = ""
+    try:
+        started = db("start")
+        assert started.returncode == 0, started.stderr
+        url = started.stdout.strip()
+        assert f"host={postgres.ROOT_SERVERS}/trainlab-gradebook-" in url
+        assert db("url").stdout.strip() == url
+        assert work.stat().st_mode & 0o777 == 0o700  # the work folder stays closed
+    finally:
+        db("stop")
+        if "host=" in url:
+            shutil.rmtree(url.split("host=", 1)[1].split("&", 1)[0], ignore_errors=True)
