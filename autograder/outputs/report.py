@@ -114,6 +114,15 @@ def summary_markdown(
             f"{md(r.get('assignment'))}"
             for r in absent
         ]
+    failed = run.get("failed", [])
+    if failed:
+        lines += ["", "### Not graded (a grader error: run grade again)", ""]
+        for r in failed:
+            last = (str(r.get("error", "")).strip().splitlines() or [""])[-1]
+            lines.append(
+                f"- {md(r.get('student'))} / {md(r.get('assignment'))}: "
+                f"{md(one_line(last), limit=REASON_CHARS)}"
+            )
     review = [(r, needs_review(r)) for r in results]
     review = [(r, why) for r, why in review if why]
     if review or problems:

@@ -362,7 +362,9 @@ def _grade_folder(opts: Options, work: Path, pool, start: float) -> dict:
     tops = {r["assignment"]: float(r.get("max_score", 0.0)) for r in results}
     for name in _run_assignments(opts, subs, course, names):
         tops.setdefault(name, float(specs[name].max_score))
-    absent = lms_export.missing(results, classes, tops)
+    # a submission the grader failed on is not missing: it is listed as not
+    # graded (summary, class report) and left out of the exports until a regrade
+    absent = lms_export.missing(results + run.get("failed", []), classes, tops)
     problems += lms_export.write(
         work, results + absent, classes, tops, _canvas_ids(course, roster)
     )

@@ -149,7 +149,9 @@ def test_a_grading_folder_is_made_for_the_instructor_alone(monkeypatch, tmp_path
     try:
         work = clone / "grading"
         monkeypatch.setenv("TRAINLAB_GRADING_DIR", str(work))
-        PyFileConfigLoader("nbgrader_config.py", path=str(RECIPE.parents[1])).load_config()
+        PyFileConfigLoader(
+            "nbgrader_config.py", path=str(RECIPE.parents[1])
+        ).load_config()
         assert work.stat().st_mode & 0o077 == 0  # nbgrader collect's
 
         grading.course_secret(clone / "secret-first")
