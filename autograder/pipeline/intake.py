@@ -269,9 +269,13 @@ def _match(
 
 
 def _timestamp(folder: Path) -> str | None:
+    """nbgrader's ``timestamp.txt`` beside a submission (its first 64 bytes:
+    the file is the student's, and may be a link, a pipe or huge)."""
     for candidate in (folder / "timestamp.txt", folder.parent / "timestamp.txt"):
-        if candidate.is_file():
-            return candidate.read_text(errors="replace").strip()[:64] or None
+        if candidate.is_file() and not candidate.is_symlink():
+            with open(candidate, "rb") as f:
+                head = f.read(64)
+            return head.decode(errors="replace").strip() or None
     return None
 
 

@@ -118,3 +118,20 @@ def test_student_ids_are_made_safe():
     assert intake.safe_id("...") == "~2E.~2E"
     for plain in ("alice", "bob_smith", "smithjane", "jane.doe@uni.edu", "o-neil"):
         assert intake.safe_id(plain) == plain  # existing gradebooks keep working
+
+
+def test_a_timestamp_file_that_is_huge_or_a_link_is_read_safely(tmp_path, specs):
+    for student in ("erin", "frank"):
+        (tmp_path / student).mkdir()
+        shutil.copy(RELEASE, tmp_path / student / "batchnorm.ipynb")
+    # 200 MB of timestamp: only its head is read
+    with open(tmp_path / "erin" / "timestamp.txt", "wb") as f:
+        f.write(b"2026-03-01 12:00:00 UTC" + b" " * 41)
+        f.truncate(200 * 2**20)
+    secret = tmp_path / "instructor-only.txt"
+    secret.write_text("not the student's")
+    (tmp_path / "frank" / "timestamp.txt").symlink_to(secret)
+    subs, _ = intake.collect(tmp_path, specs, assignment=None, work=tmp_path)
+    by = {s.student: s for s in subs}
+    assert by["erin"].timestamp == "2026-03-01 12:00:00 UTC"
+    assert by["frank"].timestamp is None  # a link is not read
