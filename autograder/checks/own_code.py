@@ -9,11 +9,13 @@ every Python and C function it calls, and reports:
 * the library's own version of the layer, by the C function's name
   (``torch.sigmoid``, ``F.relu``, ``torch._C._nn.elu``, ...) or by the Python
   module it lives in (``torch.nn.functional``, ``torch.nn.init``, scikit-learn);
-* autograd (``torch.autograd.grad``, ``Tensor.backward``, ``torch.func``) in a
-  manual backward pass.
+* autograd (``torch.autograd.grad``, ``Tensor.backward``, ``torch.func``, and
+  forward mode: ``torch.autograd.forward_ad``'s dual numbers) in a manual
+  backward pass.
 
-Every call also runs under ``torch.no_grad()``, so a backward that relies on
-autograd finds no graph to differentiate.
+Every call also runs under ``torch.no_grad()`` with forward-mode gradients off,
+so a backward that relies on autograd finds no graph to differentiate and no
+tangent to read.
 
 The profiler catches a call however the function was bound (an alias such as
 ``from torch import sigmoid as s`` included). The static scan of the notebook
@@ -26,13 +28,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
 import sys
 import types
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +58,7 @@ _AUTOGRAD_FILES = (
     "_tensor.py",
     "_functorch" + os.sep,
     "func" + os.sep,
+    "autograd" + os.sep + "forward_ad.py",
 )
 #: names (co_name) of the autograd entry points inside those files
 _AUTOGRAD_NAMES = frozenset(
@@ -70,6 +74,10 @@ _AUTOGRAD_NAMES = frozenset(
         "jacrev",
         "jacfwd",
         "apply",
+        # forward mode (torch.autograd.forward_ad)
+        "make_dual",
+        "unpack_dual",
+        "enter_dual_level",
     }
 )
 #: C functions that would switch the grader's profiler off or replace it
@@ -78,6 +86,10 @@ _THIS_FILE = __file__
 
 #: C functions that run the backward engine
 _AUTOGRAD_C = frozenset({"run_backward", "_run_backward"})
+#: C functions of forward-mode autograd (dual numbers), and its switch
+_FORWARD_AD_C = frozenset(
+    {"_make_dual", "_unpack_dual", "_enter_dual_level", "_set_fwd_grad_enabled"}
+)
 #: C functions that start a thread or a process, where no dispatch mode follows
 _THREAD_C = frozenset(
     {
@@ -286,6 +298,18 @@ def _records_graph(args: Any, kwargs: Any) -> bool:
     return any(isinstance(t, torch.Tensor) and t.requires_grad for t in leaves)
 
 
+@contextlib.contextmanager
+def _forward_ad_off() -> Iterator[None]:
+    """Forward-mode gradients off (as ``no_grad`` is for reverse mode): no
+    operation inside computes a tangent, so dual numbers carry nothing."""
+    before = torch._C._is_fwd_grad_enabled()
+    torch._C._set_fwd_grad_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_fwd_grad_enabled(before)
+
+
 class _OpGuard(TorchDispatchMode):
     """Sees every torch operator a graded call runs, however it was reached.
 
@@ -469,6 +493,7 @@ def _protected_attributes() -> list[tuple[Any, str, Any]]:
         ),
         (sys, ("setprofile", "getprofile")),
         (torch, ("no_grad", "is_grad_enabled")),
+        (torch._C, ("_set_fwd_grad_enabled", "_is_fwd_grad_enabled")),
         (builtins, ("isinstance", "getattr", "callable", "any", "len")),
     ]
     return [(o, n, o.__dict__[n]) for o, names in owners for n in names]
@@ -545,6 +570,8 @@ class Guard:
                 return f"the library's own {_label_c(arg)}"
             if self.rules.autograd and name in _AUTOGRAD_C:
                 return "autograd (the backward engine)"
+            if self.rules.autograd and name in _FORWARD_AD_C:
+                return f"autograd (forward mode: {name})"
             if name in _THREAD_C:
                 return f"a new thread or process ({name}), where the checks cannot see"
             return None
@@ -675,7 +702,7 @@ class Guard:
         result: Any = None
         current: Any = profile
         try:
-            with torch.no_grad(), ops:
+            with torch.no_grad(), _forward_ad_off(), ops:
                 setprofile(profile)
                 try:
                     result = fn(*args, **kwargs)

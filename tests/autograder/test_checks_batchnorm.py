@@ -257,6 +257,25 @@ CHEATS = {
         BWD,
         "autograd",
     ),
+    "forward-mode autograd (dual numbers) in the backward": (
+        "import torch.autograd.forward_ad as fwAD\n"
+        "def _bn(x, g, eps=1e-5):\n"
+        "    return g * (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + eps)\n"
+        "def batchnorm_backward(dout, cache):\n"
+        "    x, g = cache['x'], cache['gamma']\n"
+        "    dx = torch.zeros_like(x)\n"
+        "    with fwAD.dual_level():\n"
+        "        for i in range(x.shape[0]):\n"
+        "            for j in range(x.shape[1]):\n"
+        "                t = torch.zeros_like(x)\n"
+        "                t[i, j] = 1\n"
+        "                y = _bn(fwAD.make_dual(x, t), g)\n"
+        "                dx[i, j] = (fwAD.unpack_dual(y).tangent * dout).sum()\n"
+        "    x_hat = _bn(x, torch.ones_like(g))\n"
+        "    return dx, (dout * x_hat).sum(0), dout.sum(0)\n",
+        BWD,
+        "autograd (forward mode",
+    ),
     "fold via the reference module": (
         "import trainlab.fold\n"
         "def fold_batchnorm(w, b, gamma, beta, running_mean, running_var, eps=1e-5):\n"
