@@ -147,6 +147,17 @@ class Rules:
 TORCH_LAYERS = (
     (os.path.join("torch", "nn", "functional.py"), "torch.nn.functional"),
     (os.path.join("torch", "nn", "modules") + os.sep, "a torch.nn module"),
+    # folding batchnorm into a layer (torch.nn.utils.fuse_conv_bn_weights, ...)
+    (os.path.join("torch", "nn", "utils", "fusion.py"), "torch's batchnorm fusion"),
+    # the reference implementations of torch's own test suite
+    (os.path.join("torch", "testing", "_internal") + os.sep, "torch's test suite"),
+)
+#: folders of torch's Python versions of its own operators (decompositions,
+#: references, the compiler's decompositions): a function there named like an
+#: operator the rules forbid is that operator, reached below the dispatcher
+_TORCH_PY_OPS = tuple(
+    os.path.join(*parts) + os.sep
+    for parts in (("_decomp",), ("_refs",), ("_prims",), ("_inductor",))
 )
 # torch.ops.aten.* needs no entry: the dispatch guard sees the operator itself
 TORCH_INIT = ((os.path.join("torch", "nn", "init.py"), "torch.nn.init"),)
@@ -601,10 +612,18 @@ class Guard:
         for fragment, label in self.rules.modules:
             if fragment in path:
                 return f"{label} ({code.co_name})"
-        if self.rules.autograd and path.startswith(_TORCH_DIR):
+        if path.startswith(_TORCH_DIR):
             rel = path[len(_TORCH_DIR) :]
-            if code.co_name in _AUTOGRAD_NAMES and rel.startswith(_AUTOGRAD_FILES):
-                return f"autograd (torch {code.co_name})"
+            name = code.co_name
+            if rel.startswith(_TORCH_PY_OPS) and (
+                name in self.rules.c_names
+                or op_family(name) in _families(self.rules.c_names)
+            ):
+                module = "torch." + rel.removesuffix(".py").replace(os.sep, ".")
+                return f"the library's own {name.lstrip('_')} ({module}.{name})"
+            if self.rules.autograd and name in _AUTOGRAD_NAMES:
+                if rel.startswith(_AUTOGRAD_FILES):
+                    return f"autograd (torch {name})"
         return None
 
     def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
