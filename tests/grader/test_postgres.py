@@ -17,7 +17,7 @@ from tests.grader.conftest import FAST, ROOT, SOLUTION, need_batchnorm, run_grad
 pytestmark = [pytest.mark.grader, pytest.mark.xdist_group("grader-e2e")]
 
 
-def _db(*args: str) -> subprocess.CompletedProcess:
+def _db(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     """``python -m autograder.outputs.postgres ARGS``: what ``make db`` runs."""
     return subprocess.run(
         [sys.executable, "-m", "autograder.outputs.postgres", *args],
@@ -25,6 +25,7 @@ def _db(*args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=180,
+        env=env,
     )
 
 
@@ -143,25 +144,15 @@ def test_make_db_as_root_starts_beside_a_work_folder_closed_to_postgres(tmp_path
     work.mkdir(mode=0o700)  # as grade makes it: root's alone
     env = {**os.environ, "TRAINLAB_GRADING_DIR": str(work)}
 
-    def db(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "autograder.outputs.postgres", *args],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-        )
-
     url = ""
     try:
-        started = db("start")
+        started = _db("start", env=env)
         assert started.returncode == 0, started.stderr
         url = started.stdout.strip()
         assert f"host={postgres.ROOT_SERVERS}/trainlab-gradebook-" in url
-        assert db("url").stdout.strip() == url
+        assert _db("url", env=env).stdout.strip() == url
         assert work.stat().st_mode & 0o777 == 0o700  # the work folder stays closed
     finally:
-        db("stop")
+        _db("stop", env=env)
         if "host=" in url:
             shutil.rmtree(url.split("host=", 1)[1].split("&", 1)[0], ignore_errors=True)
